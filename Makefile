@@ -1,0 +1,39 @@
+# mmclip: the two commands users need on a fresh machine (Python 3.11 + pip).
+#   make demo   set up .venv, install, run the main job end to end
+#   make test   set up .venv with test extras, run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/python -m pip
+PYTEST_ARGS ?=
+
+.PHONY: demo test install install-tests benchmark clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip 'setuptools<82' wheel
+
+# Runtime + demo data; the stamp reinstalls when a requirements file changes.
+$(VENV)/.installed: $(VENV)/bin/python setup.py requirements/runtime.txt requirements/mminstall.txt requirements/optional.txt
+	$(PIP) install -r requirements/runtime.txt -r requirements/mminstall.txt -r requirements/optional.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.installed-tests: $(VENV)/.installed requirements/tests.txt
+	$(PIP) install -r requirements/tests.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-tests: $(VENV)/.installed-tests
+
+demo: $(VENV)/.installed
+	$(PY) tools/demo.py
+
+test: $(VENV)/.installed-tests
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+benchmark: $(VENV)/.installed-tests
+	$(PY) tools/benchmark.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

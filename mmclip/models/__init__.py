@@ -1,0 +1,9 @@
+# Fill mmpretrain's registries: mmclip's registries fall back to them, but
+# mmengine only imports the *child's* locations on lookup.
+import mmpretrain.models  # noqa: F401
+
+from .backbones import *  # noqa: F401,F403
+from .layers import *  # noqa: F401,F403
+from .multimodal import *  # noqa: F401,F403
+from .text_encoders import *  # noqa: F401,F403
+from .tokenizers import *  # noqa: F401,F403

@@ -1,0 +1,219 @@
+"""CLIP's image tower: a pre-norm Vision Transformer with a projection."""
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule
+
+from mmclip.registry import MODELS
+from ..layers import Transformer, freeze, resize_grid_pos_embed
+from ..utils import resolve_arch
+
+
+@MODELS.register_module()
+class CLIPVisionTransformer(BaseModule):
+    """CLIP Vision Transformer (image tower).
+
+    conv patch embedding (no bias) -> prepend class token -> + absolute
+    position embedding -> ``ln_pre`` -> pre-norm blocks -> ``ln_post`` -> pool
+    (class token or mean of patch tokens) -> ``proj`` (no bias).
+    Parameter names are OpenAI's (``conv1``, ``class_embedding``,
+    ``positional_embedding``, ``ln_pre``, ``transformer.resblocks.N``,
+    ``ln_post``, ``proj``).
+
+    Args:
+        arch (str | dict): ``'b'``/``'base'`` (width 768, 12 layers, 12
+            heads, embed dim 512), ``'l'``/``'large'`` (1024, 24, 16 -> 768),
+            ``'h'``/``'huge'`` (1280, 32, 16 -> 1024), or a dict with keys
+            ``embed_dims``, ``num_layers``, ``num_heads`` and optionally
+            ``mlp_ratio`` and ``proj_dims``. Defaults to ``'base'``.
+        img_size (int): Input resolution (224, 336, 384, 448, ...); must be a
+            multiple of ``patch_size``. Defaults to 224.
+        patch_size (int): Patch size: 32, 16 or 14. Defaults to 16.
+        out_channels (int, optional): Output embedding dim; ``None`` takes the
+            arch's ``proj_dims``; 0 drops the projection. Defaults to None.
+        act_cfg (dict): MLP activation, ``dict(type='QuickGELU')`` (OpenAI
+            weights) or ``dict(type='GELU')`` (most LAION weights).
+        pool_type (str): ``'cls_token'`` (OpenAI) or ``'avg'`` (mean of the
+            patch tokens). Defaults to ``'cls_token'``.
+        out_type (str): What :meth:`forward` returns: ``'proj'`` the projected
+            embedding ``(B, out_channels)``; ``'pooled'`` the pooled feature
+            before the projection ``(B, C)``; ``'tokens'`` every token after
+            ``ln_post`` ``(B, 1 + N, C)``. Defaults to ``'proj'``.
+        patch_dropout (float): Fraction of patch tokens randomly dropped in
+            training (FLIP, arXiv 2212.00794); the class token is kept.
+            Defaults to 0.
+        drop_path_rate (float): Stochastic depth rate. Defaults to 0.
+        frozen_stages (int): ``-1`` freezes nothing; ``0`` freezes the patch
+            embedding, class token, position embedding and ``ln_pre``; ``k``
+            additionally the first ``k`` blocks; ``num_layers`` plus
+            ``ln_post`` and ``proj`` too (see :meth:`lock`). Defaults to -1.
+        with_cp (bool): Gradient checkpointing of every block in training.
+            Defaults to False.
+        init_cfg (dict | list[dict], optional): mmengine init config, e.g.
+            ``dict(type='Pretrained', checkpoint=...)``. Defaults to None.
+
+    Shapes:
+        - input: ``(B, 3, img_size, img_size)``
+        - output: a 1-tuple with the tensor chosen by ``out_type``.
+    """
+    arch_zoo = {
+        **dict.fromkeys(['b', 'base'], dict(
+            embed_dims=768, num_layers=12, num_heads=12, proj_dims=512)),
+        **dict.fromkeys(['l', 'large'], dict(
+            embed_dims=1024, num_layers=24, num_heads=16, proj_dims=768)),
+        **dict.fromkeys(['h', 'huge'], dict(
+            embed_dims=1280, num_layers=32, num_heads=16, proj_dims=1024)),
+    }
+    POOL_TYPES = ('cls_token', 'avg')
+    OUT_TYPES = ('proj', 'pooled', 'tokens')
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'base',
+                 img_size: int = 224,
+                 patch_size: int = 16,
+                 out_channels: Optional[int] = None,
+                 act_cfg: dict = dict(type='QuickGELU'),
+                 pool_type: str = 'cls_token',
+                 out_type: str = 'proj',
+                 patch_dropout: float = 0.,
+                 drop_path_rate: float = 0.,
+                 frozen_stages: int = -1,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, Sequence[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = resolve_arch(self.arch_zoo, arch,
+                                          type(self).__name__)
+        width = self.arch_settings['embed_dims']
+        if img_size % patch_size:
+            raise ValueError(f'img_size={img_size} is not a multiple of '
+                             f'patch_size={patch_size}.')
+        if pool_type not in self.POOL_TYPES:
+            raise ValueError(f'pool_type={pool_type!r}: use one of '
+                             f'{self.POOL_TYPES}.')
+        if out_type not in self.OUT_TYPES:
+            raise ValueError(f'out_type={out_type!r}: use one of '
+                             f'{self.OUT_TYPES}.')
+        if not 0 <= patch_dropout < 1:
+            raise ValueError(f'patch_dropout={patch_dropout} must be in [0, 1).')
+        if out_channels is None:
+            out_channels = self.arch_settings.get('proj_dims', width)
+        self.embed_dims = width
+        self.img_size = img_size
+        self.patch_size = patch_size
+        self.grid_size = (img_size // patch_size, img_size // patch_size)
+        self.out_channels = out_channels or width
+        self.pool_type = pool_type
+        self.out_type = out_type
+        self.patch_dropout = patch_dropout
+        self.frozen_stages = frozen_stages
+
+        scale = width**-0.5
+        num_tokens = 1 + self.grid_size[0] * self.grid_size[1]
+        self.conv1 = nn.Conv2d(
+            3, width, patch_size, stride=patch_size, bias=False)
+        self.class_embedding = nn.Parameter(scale * torch.randn(width))
+        self.positional_embedding = nn.Parameter(
+            scale * torch.randn(num_tokens, width))
+        self.ln_pre = nn.LayerNorm(width)
+        self.transformer = Transformer(
+            width,
+            self.arch_settings['num_layers'],
+            self.arch_settings['num_heads'],
+            mlp_ratio=self.arch_settings.get('mlp_ratio', 4.),
+            act_cfg=act_cfg,
+            drop_path_rate=drop_path_rate)
+        self.transformer.grad_checkpointing = with_cp
+        self.ln_post = nn.LayerNorm(width)
+        self.proj = nn.Parameter(scale * torch.randn(
+            width, out_channels)) if out_channels else None
+
+        self._register_load_state_dict_pre_hook(self._resize_pos_embed_hook)
+        self._freeze_stages()
+
+    def _resize_pos_embed_hook(self, state_dict, prefix, *args, **kwargs):
+        """Resize a checkpoint's position grid to this model's (bicubic)."""
+        key = prefix + 'positional_embedding'
+        if key not in state_dict:
+            return
+        old = state_dict[key]
+        if old.shape == self.positional_embedding.shape:
+            return
+        if old.ndim != 2 or old.shape[1] != self.embed_dims:
+            return  # let load_state_dict report the real mismatch
+        state_dict[key] = resize_grid_pos_embed(old, self.grid_size)
+        MMLogger.get_current_instance().info(
+            f'Resized position embedding of {prefix or "the image tower"} '
+            f'from {tuple(old.shape)} to {tuple(state_dict[key].shape)} '
+            f'(grid {self.grid_size}, bicubic).')
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Patchify and add the class token and position embedding.
+
+        Args:
+            x (Tensor): Images ``(B, 3, H, W)``.
+
+        Returns:
+            Tensor: Tokens ``(B, 1 + N, C)`` after ``ln_pre`` (``N`` reduced
+            by patch dropout in training).
+        """
+        x = self.conv1(x).flatten(2).transpose(1, 2)  # (B, N, C)
+        if x.shape[1] + 1 != self.positional_embedding.shape[0]:
+            raise ValueError(
+                f'Input of {tuple(x.shape[1:])} patches does not match the '
+                f'{self.grid_size} grid of img_size={self.img_size}; resize '
+                'the images or build the model with the matching img_size.')
+        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
+        if self.training and self.patch_dropout > 0:
+            x = self._drop_patches(x)
+        return self.ln_pre(x)
+
+    def _drop_patches(self, x: torch.Tensor) -> torch.Tensor:
+        """Keep a random subset of patch tokens per sample (class kept)."""
+        cls, patches = x[:, :1], x[:, 1:]
+        B, N, C = patches.shape
+        keep = max(1, int(N * (1 - self.patch_dropout)))
+        idx = torch.rand(B, N, device=x.device).topk(keep, dim=1).indices
+        patches = patches.gather(1, idx.unsqueeze(-1).expand(-1, -1, C))
+        return torch.cat([cls, patches], dim=1)
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        x = self.ln_post(self.transformer(self.embed(x)))
+        if self.out_type == 'tokens':
+            return (x, )
+        x = x[:, 0] if self.pool_type == 'cls_token' else x[:, 1:].mean(1)
+        if self.out_type == 'proj' and self.proj is not None:
+            x = x @ self.proj
+        return (x, )
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        freeze(self.conv1, self.class_embedding, self.positional_embedding,
+               self.ln_pre)
+        for block in self.transformer.resblocks[:self.frozen_stages]:
+            freeze(block)
+        if self.frozen_stages >= self.transformer.num_layers:
+            freeze(self.ln_post, self.proj)
+
+    def lock(self, unlocked_layers: int = 0):
+        """Freeze the tower (LiT-style), leaving the last blocks trainable.
+
+        Args:
+            unlocked_layers (int): How many of the last blocks (plus
+                ``ln_post`` and ``proj``) stay trainable; 0 freezes all.
+                Defaults to 0.
+        """
+        self.frozen_stages = self.transformer.num_layers - unlocked_layers
+        self._freeze_stages()
+
+    def set_grad_checkpointing(self, enable: bool = True):
+        """Turn gradient checkpointing of the blocks on or off."""
+        self.transformer.grad_checkpointing = enable
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()  # keep frozen parts in eval mode
+        return self

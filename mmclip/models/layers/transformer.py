@@ -1,0 +1,225 @@
+"""The pre-norm transformer shared by CLIP's image and text towers.
+
+One block implementation serves both towers: the vision tower runs it with
+full attention, the text tower with a causal mask. Attention always goes
+through :func:`torch.nn.functional.scaled_dot_product_attention`, which picks
+the flash / memory-efficient kernels on GPU and a fused kernel on CPU.
+
+Parameter names follow OpenAI's CLIP release (``ln_1``, ``attn.in_proj_weight``,
+``attn.out_proj``, ``ln_2``, ``mlp.c_fc``, ``mlp.c_proj``, ``resblocks.N``), the
+names open_clip also uses, so released weights load by renaming the tower
+prefix only.
+
+References:
+    - Radford et al., "Learning Transferable Visual Models From Natural
+      Language Supervision", ICML 2021 (arXiv 2103.00020).
+    - Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021.
+"""
+from collections import OrderedDict
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+
+class QuickGELU(nn.Module):
+    """``x * sigmoid(1.702 * x)``, the GELU approximation OpenAI trained with.
+
+    Kept (although slower than :class:`torch.nn.GELU`) because OpenAI's CLIP
+    weights were trained with it: running them with exact GELU silently costs
+    zero-shot accuracy, and LAION weights trained with GELU lose accuracy the
+    other way round. Which one a model uses is part of its config.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+_ACTIVATIONS = {'QuickGELU': QuickGELU, 'GELU': nn.GELU}
+
+
+def build_activation(act_cfg: dict) -> nn.Module:
+    """Build the MLP activation from ``dict(type='QuickGELU' | 'GELU')``.
+
+    Args:
+        act_cfg (dict): Activation config; ``type`` is ``'QuickGELU'`` or
+            ``'GELU'`` (exact, erf-based).
+
+    Returns:
+        nn.Module: The activation layer.
+    """
+    act_type = act_cfg.get('type') if isinstance(act_cfg, dict) else None
+    if act_type not in _ACTIVATIONS:
+        raise ValueError(
+            f'Unknown activation {act_cfg!r}: use dict(type="QuickGELU") for '
+            'OpenAI weights or dict(type="GELU") for most LAION weights.')
+    kwargs = {k: v for k, v in act_cfg.items() if k != 'type'}
+    return _ACTIVATIONS[act_type](**kwargs)
+
+
+def drop_path(x: torch.Tensor, drop_prob: float, training: bool):
+    """Stochastic depth: zero whole samples of a residual branch."""
+    if drop_prob == 0. or not training:
+        return x
+    keep = 1 - drop_prob
+    mask = x.new_empty((x.shape[0], ) + (1, ) * (x.ndim - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a packed input projection and SDPA.
+
+    The packed ``in_proj_weight`` / ``in_proj_bias`` and the ``out_proj``
+    linear mirror :class:`torch.nn.MultiheadAttention`'s parameters (and so
+    OpenAI's checkpoints), but the computation is a single fused
+    ``scaled_dot_product_attention`` call in batch-first layout.
+
+    Args:
+        embed_dims (int): Width ``C`` of the tokens.
+        num_heads (int): Number of heads; must divide ``embed_dims``.
+        attn_drop (float): Dropout on attention weights during training.
+            Defaults to 0.
+
+    Shapes:
+        - input: ``(B, L, C)``
+        - output: ``(B, L, C)``
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, attn_drop: float = 0.):
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims={embed_dims} is not divisible by '
+                             f'num_heads={num_heads}.')
+        self.num_heads = num_heads
+        self.attn_drop = attn_drop
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims,
+                                                       embed_dims))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dims))
+        self.out_proj = nn.Linear(embed_dims, embed_dims)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self,
+                x: torch.Tensor,
+                is_causal: bool = False,
+                attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        B, L, C = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.view(B, L, 3, self.num_heads,
+                           C // self.num_heads).permute(2, 0, 3, 1,
+                                                        4).unbind(0)
+        x = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=attn_mask,
+            dropout_p=self.attn_drop if self.training else 0.,
+            is_causal=is_causal)
+        return self.out_proj(x.transpose(1, 2).reshape(B, L, C))
+
+
+class ResidualAttentionBlock(nn.Module):
+    """Pre-norm block: ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``.
+
+    Args:
+        embed_dims (int): Token width ``C``.
+        num_heads (int): Attention heads.
+        mlp_ratio (float): MLP hidden width over ``C``. Defaults to 4.
+        act_cfg (dict): MLP activation, see :func:`build_activation`.
+            Defaults to ``dict(type='QuickGELU')``.
+        drop_path_rate (float): Stochastic depth of both residual branches.
+            Defaults to 0.
+        layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
+
+    Shapes:
+        - input: ``(B, L, C)``
+        - output: ``(B, L, C)``
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 mlp_ratio: float = 4.,
+                 act_cfg: dict = dict(type='QuickGELU'),
+                 drop_path_rate: float = 0.,
+                 layer_norm_eps: float = 1e-5):
+        super().__init__()
+        hidden = int(embed_dims * mlp_ratio)
+        self.ln_1 = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
+        self.attn = SelfAttention(embed_dims, num_heads)
+        self.ln_2 = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
+        self.mlp = nn.Sequential(
+            OrderedDict([('c_fc', nn.Linear(embed_dims, hidden)),
+                         ('gelu', build_activation(act_cfg)),
+                         ('c_proj', nn.Linear(hidden, embed_dims))]))
+        self.drop_path_rate = drop_path_rate
+
+    def forward(self, x: torch.Tensor, is_causal: bool = False):
+        p, training = self.drop_path_rate, self.training
+        x = x + drop_path(self.attn(self.ln_1(x), is_causal), p, training)
+        return x + drop_path(self.mlp(self.ln_2(x)), p, training)
+
+
+class Transformer(nn.Module):
+    """A stack of :class:`ResidualAttentionBlock` (``resblocks.N``).
+
+    Args:
+        embed_dims (int): Token width ``C``.
+        num_layers (int): Number of blocks.
+        num_heads (int): Attention heads per block.
+        mlp_ratio (float): MLP width ratio. Defaults to 4.
+        act_cfg (dict): MLP activation. Defaults to QuickGELU.
+        drop_path_rate (float): Stochastic depth of the last block, linearly
+            increasing from 0 at the first. Defaults to 0.
+        layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
+
+    Shapes:
+        - input: ``(B, L, C)``
+        - output: ``(B, L, C)``
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_layers: int,
+                 num_heads: int,
+                 mlp_ratio: float = 4.,
+                 act_cfg: dict = dict(type='QuickGELU'),
+                 drop_path_rate: float = 0.,
+                 layer_norm_eps: float = 1e-5):
+        super().__init__()
+        self.embed_dims = embed_dims
+        self.num_layers = num_layers
+        self.grad_checkpointing = False
+        # Plain Python (not torch.linspace) so the model builds on the meta
+        # device too.
+        rates = [drop_path_rate * i / max(num_layers - 1, 1)
+                 for i in range(num_layers)]
+        self.resblocks = nn.ModuleList([
+            ResidualAttentionBlock(embed_dims, num_heads, mlp_ratio, act_cfg,
+                                   rate, layer_norm_eps) for rate in rates
+        ])
+
+    def forward(self, x: torch.Tensor, is_causal: bool = False):
+        for block in self.resblocks:
+            if self.grad_checkpointing and self.training \
+                    and torch.is_grad_enabled():
+                # Non-reentrant checkpointing works with frozen inputs and
+                # keyword arguments; recomputes the block in backward.
+                x = checkpoint(block, x, is_causal, use_reentrant=False)
+            else:
+                x = block(x, is_causal)
+        return x
+
+    def init_weights_like_openai(self):
+        """OpenAI's text-tower init: std scaled with width and depth."""
+        width, layers = self.embed_dims, self.num_layers
+        attn_std = width**-0.5
+        proj_std = attn_std * (2 * layers)**-0.5
+        fc_std = (2 * width)**-0.5
+        for block in self.resblocks:
+            nn.init.normal_(block.attn.in_proj_weight, std=attn_std)
+            nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
+            nn.init.normal_(block.mlp.c_fc.weight, std=fc_std)
+            nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)

@@ -1,0 +1,3 @@
+from .arch import resolve_arch
+
+__all__ = ['resolve_arch']

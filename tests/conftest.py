@@ -1,0 +1,27 @@
+"""Shared fixtures: tiny tower configs (fast) and the repo root."""
+import os.path as osp
+
+import pytest
+import torch
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY_VISION = dict(embed_dims=64, num_layers=2, num_heads=4, proj_dims=32)
+TINY_TEXT = dict(embed_dims=48, num_layers=2, num_heads=4, proj_dims=32)
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def tiny_clip_cfg():
+    """Config of a tiny CLIPModel (random weights, builds in milliseconds)."""
+    return dict(
+        type='CLIPModel',
+        vision_backbone=dict(
+            type='CLIPVisionTransformer', arch=dict(TINY_VISION),
+            img_size=32, patch_size=8),
+        text_encoder=dict(type='CLIPTextTransformer', arch=dict(TINY_TEXT)),
+        tokenizer=dict(type='CLIPBPETokenizer'))
