@@ -1,0 +1,3 @@
+from .clip_model import CLIPModel
+
+__all__ = ['CLIPModel']

@@ -1,0 +1,163 @@
+"""The CLIP model: image tower + text tower + learnable temperature."""
+import math
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+
+from mmclip.registry import MODELS, TOKENIZER
+
+# OpenAI's normalisation, in the 0-255 range mmpretrain's preprocessors use.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CLIP_DATA_PREPROCESSOR = dict(
+    type='ClsDataPreprocessor',
+    mean=[m * 255 for m in CLIP_MEAN],
+    std=[s * 255 for s in CLIP_STD],
+    to_rgb=True)
+
+
+def _build(registry, cfg):
+    return registry.build(cfg) if isinstance(cfg, dict) else cfg
+
+
+@MODELS.register_module()
+class CLIPModel(BaseModel):
+    """Contrastive Language-Image Pre-training model.
+
+    Composes an image tower and a text tower whose outputs share an embedding
+    space, and the learnable temperature ``logit_scale`` (stored as its log:
+    logits are ``logit_scale.exp() * img @ txt.T``). Heads add the training
+    loss (``mode='loss'``) and zero-shot prediction (``mode='predict'``).
+
+    Args:
+        vision_backbone (dict | nn.Module): Image tower config, e.g.
+            ``dict(type='CLIPVisionTransformer', arch='base', patch_size=32)``.
+        text_encoder (dict | nn.Module): Text tower config, e.g.
+            ``dict(type='CLIPTextTransformer', arch='base')``.
+        tokenizer (dict | callable): Turns strings into ``(N, L)`` ids; used
+            when :meth:`encode_text` gets strings. Defaults to
+            ``dict(type='CLIPBPETokenizer')``.
+        logit_scale_init (float): Initial log temperature. Defaults to
+            ``ln(1 / 0.07)`` as in the CLIP paper.
+        head (dict, optional): Training head that computes the contrastive
+            loss from both embeddings. Defaults to None.
+        zero_shot_head (dict, optional): Head that classifies image embeddings
+            against class-name prompts. Defaults to None.
+        data_preprocessor (dict, optional): Defaults to mmpretrain's
+            ``ClsDataPreprocessor`` with OpenAI's mean/std and BGR->RGB.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self,
+                 vision_backbone: Union[dict, nn.Module],
+                 text_encoder: Union[dict, nn.Module],
+                 tokenizer: Union[dict, object] = dict(type='CLIPBPETokenizer'),
+                 logit_scale_init: float = math.log(1 / 0.07),
+                 head: Optional[dict] = None,
+                 zero_shot_head: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        if data_preprocessor is None:
+            data_preprocessor = dict(CLIP_DATA_PREPROCESSOR)
+        super().__init__(
+            data_preprocessor=_build(MODELS, data_preprocessor),
+            init_cfg=init_cfg)
+        self.backbone = _build(MODELS, vision_backbone)
+        self.text_encoder = _build(MODELS, text_encoder)
+        if self.backbone.out_channels != self.text_encoder.out_channels:
+            raise ValueError(
+                f'Image embedding dim {self.backbone.out_channels} differs '
+                f'from text embedding dim {self.text_encoder.out_channels}; '
+                'set out_channels of both towers to the same value.')
+        self.tokenizer = _build(TOKENIZER, tokenizer)
+        self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
+        self.head = _build(MODELS, head) if head else None
+        self.zero_shot_head = (
+            _build(MODELS, zero_shot_head) if zero_shot_head else None)
+
+    @property
+    def embed_dims(self) -> int:
+        """Dimension of the shared embedding space."""
+        return self.backbone.out_channels
+
+    def encode_image(self,
+                     images: torch.Tensor,
+                     normalize: bool = False) -> torch.Tensor:
+        """Embed preprocessed images.
+
+        Args:
+            images (Tensor): ``(B, 3, H, W)``, normalised with OpenAI's
+                mean/std (see :data:`CLIP_MEAN`).
+            normalize (bool): L2-normalise the embeddings. Defaults to False.
+
+        Returns:
+            Tensor: ``(B, embed_dims)``.
+        """
+        feats = self.backbone(images)[0]
+        return F.normalize(feats, dim=-1) if normalize else feats
+
+    def encode_text(self,
+                    texts: Union[torch.Tensor, str, List[str]],
+                    normalize: bool = False) -> torch.Tensor:
+        """Embed token ids (or strings, tokenized with ``self.tokenizer``).
+
+        Args:
+            texts (Tensor | str | list[str]): ``(B, L)`` int64 token ids, or
+                raw text.
+            normalize (bool): L2-normalise the embeddings. Defaults to False.
+
+        Returns:
+            Tensor: ``(B, embed_dims)``.
+        """
+        if isinstance(texts, (str, list, tuple)):
+            texts = self.tokenizer(texts)
+        texts = texts.to(self.logit_scale.device)
+        feats = self.text_encoder(texts)[0]
+        return F.normalize(feats, dim=-1) if normalize else feats
+
+    def get_logits(self, images: torch.Tensor,
+                   texts: Union[torch.Tensor, Sequence[str]]):
+        """Scaled cosine-similarity logits, as OpenAI's ``model(img, txt)``.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``logits_per_image`` ``(B_img, B_txt)`` and
+            its transpose ``logits_per_text``.
+        """
+        img = self.encode_image(images, normalize=True)
+        txt = self.encode_text(texts, normalize=True)
+        logits = self.logit_scale.exp() * img @ txt.t()
+        return logits, logits.t()
+
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """mmengine's entry point.
+
+        Args:
+            inputs (Tensor): Preprocessed images ``(B, 3, H, W)``.
+            data_samples (list, optional): Per-sample annotations (texts for
+                ``'loss'``, labels for ``'predict'``).
+            mode (str): ``'tensor'`` returns image embeddings ``(B, D)``;
+                ``'loss'`` a dict of losses from ``head``; ``'predict'`` data
+                samples with scores from ``zero_shot_head``.
+        """
+        if mode == 'tensor':
+            return self.encode_image(inputs)
+        if mode == 'loss':
+            if self.head is None:
+                raise RuntimeError(
+                    "CLIPModel has no training head: mode='loss' needs "
+                    "head=dict(type=...) in the model config.")
+            return self.head.loss(self, inputs, data_samples)
+        if mode == 'predict':
+            if self.zero_shot_head is None:
+                raise RuntimeError(
+                    "CLIPModel has no zero-shot head: mode='predict' needs "
+                    "zero_shot_head=dict(type=...) in the model config.")
+            return self.zero_shot_head.predict(self, inputs, data_samples)
+        raise ValueError(f"Invalid mode {mode!r}: use 'tensor', 'loss' or "
+                         "'predict'.")

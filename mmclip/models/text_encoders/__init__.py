@@ -1,0 +1,3 @@
+from .clip_text import CLIPTextTransformer
+
+__all__ = ['CLIPTextTransformer']
