@@ -1,0 +1,3 @@
+from .clip_tokenizer import CLIPBPETokenizer, tokenize
+
+__all__ = ['CLIPBPETokenizer', 'tokenize']
