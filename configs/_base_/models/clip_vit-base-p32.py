@@ -1,0 +1,16 @@
+# OpenAI CLIP ViT-B/32: image tower width 768 x 12 layers, patch 32, 224px;
+# text tower width 512 x 12 layers; shared embedding 512; QuickGELU.
+model = dict(
+    type='CLIPModel',
+    vision_backbone=dict(
+        type='CLIPVisionTransformer',
+        arch='base',
+        img_size=224,
+        patch_size=32,
+        act_cfg=dict(type='QuickGELU')),
+    text_encoder=dict(
+        type='CLIPTextTransformer',
+        arch='base',
+        act_cfg=dict(type='QuickGELU')),
+    tokenizer=dict(type='CLIPBPETokenizer'),
+)

@@ -1,0 +1,179 @@
+"""Building models from configs or names, and loading weights into them."""
+import glob
+import os.path as osp
+from typing import Optional, Union
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+
+from mmclip.utils.checkpoint import get_state_dict, load_checkpoint_file
+
+# The image grid's position embedding is resized on load (see
+# CLIPVisionTransformer), so its shape may differ.
+_RESIZED_ON_LOAD = 'backbone.positional_embedding'
+# Key prefixes of checkpoints that were not converted to mmclip's layout.
+_FOREIGN_PREFIXES = {
+    'visual.': 'an OpenAI / open_clip state dict',
+    'vision_model.': 'a transformers CLIPModel',
+    'vision_backbone.': "mmpretrain's CLIP model",
+}
+
+
+def config_roots() -> list:
+    """Folders searched for configs by name: the installed package's copy
+    (``mmclip/.mim/configs``) and the source tree's ``configs/``."""
+    pkg = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    roots = [osp.join(pkg, '.mim', 'configs'),
+             osp.join(osp.dirname(pkg), 'configs')]
+    return [r for r in roots if osp.isdir(r)]
+
+
+def find_config(name: str) -> str:
+    """Path of the config called ``name`` (file name without ``.py``).
+
+    Leaf configs are searched first, then ``_base_/models``.
+
+    Args:
+        name (str): e.g. ``'clip_vit-base-p32_zeroshot-cls_in1k'`` or
+            ``'clip_vit-base-p16'``.
+
+    Returns:
+        str: The config path.
+    """
+    for root in config_roots():
+        hits = sorted(glob.glob(osp.join(root, '**', f'{name}.py'),
+                                recursive=True))
+        hits.sort(key=lambda p: '_base_' in p)
+        if hits:
+            return hits[0]
+    available = sorted({
+        osp.splitext(osp.basename(p))[0] for root in config_roots()
+        for p in glob.glob(osp.join(root, '**', 'clip*.py'), recursive=True)
+    })
+    raise ValueError(f'Unknown model {name!r}: pass a config file path or one '
+                     f'of {available}.')
+
+
+def _load_config(model: Union[str, Config], cfg_options=None) -> Config:
+    if isinstance(model, Config):
+        cfg = model.copy()
+    else:
+        path = model if osp.isfile(str(model)) else find_config(str(model))
+        cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if 'model' not in cfg:
+        raise ValueError(f'Config {getattr(cfg, "filename", model)} has no '
+                         '`model` field.')
+    return cfg
+
+
+def load_pretrained(model: nn.Module,
+                    checkpoint: str,
+                    strict: bool = True) -> dict:
+    """Load an mmclip checkpoint into ``model`` with ``weights_only=True``.
+
+    A checkpoint whose image grid differs from the model's (a 224px
+    checkpoint in a 384px model) is resized on load. Anything else that does
+    not fit raises one error naming the mismatching keys.
+
+    Args:
+        model (nn.Module): The model to fill.
+        checkpoint (str): Path to an mmclip checkpoint (``.pth`` written by
+            ``tools/model_converters/clip_to_mmclip.py`` or by training).
+        strict (bool): Require every model key in the checkpoint and no extra
+            keys. Defaults to True.
+
+    Returns:
+        dict: The checkpoint's ``meta`` (empty when it has none).
+    """
+    ckpt = load_checkpoint_file(checkpoint)
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    state_dict = get_state_dict(ckpt)
+    for prefix, what in _FOREIGN_PREFIXES.items():
+        if any(k.startswith(prefix) for k in state_dict):
+            raise ValueError(
+                f'{checkpoint!r} looks like {what}, not an mmclip checkpoint. '
+                'Convert it first: `python tools/model_converters/'
+                f'clip_to_mmclip.py {checkpoint} OUT.pth`.')
+    own = model.state_dict()
+    shape_errors = [
+        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+        for k, v in state_dict.items()
+        if k in own and v.shape != own[k].shape and k != _RESIZED_ON_LOAD
+    ]
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    problems = list(shape_errors)
+    if strict and missing:
+        problems.append(f'missing: {_summarize(missing, own)}')
+    if strict and unexpected:
+        problems.append(f'unexpected: {_short(unexpected)}')
+    if problems:
+        hint = ''
+        if meta.get('model_cfg'):
+            hint = f' The checkpoint describes itself as {meta["model_cfg"]}.'
+        raise ValueError(
+            f'Checkpoint {checkpoint!r} does not match the model config: '
+            + '; '.join(problems) + '.' + hint +
+            ' Use the config that matches the checkpoint (arch, patch size, '
+            'embedding dim) or pass strict=False to load the shared part.')
+    model.load_state_dict(state_dict, strict=False)
+    if missing or unexpected:
+        MMLogger.get_current_instance().warning(
+            f'Loaded {checkpoint} non-strictly; missing {_short(missing)}, '
+            f'unexpected {_short(unexpected)}.')
+    return meta
+
+
+def _summarize(missing: list, own: dict) -> str:
+    """Name wholly missing top-level parts (``text_encoder.*``) as one."""
+    parts = []
+    for top in sorted({k.split('.')[0] for k in missing}):
+        mine = [k for k in own if k.split('.')[0] == top]
+        gone = [k for k in missing if k.split('.')[0] == top]
+        if len(gone) == len(mine) and len(mine) > 1:
+            parts.append(f'all of {top}.* ({len(gone)} keys: the checkpoint '
+                         f'has no {top})')
+        else:
+            parts.extend(gone)
+    return _short(parts)
+
+
+def _short(keys: list, n: int = 5) -> str:
+    more = f' (+{len(keys) - n} more)' if len(keys) > n else ''
+    return ', '.join(keys[:n]) + more
+
+
+def get_model(model: Union[str, Config],
+              pretrained: Optional[str] = None,
+              device: Union[str, torch.device] = 'cpu',
+              cfg_options: Optional[dict] = None) -> nn.Module:
+    """Build a model from a config and optionally load weights into it.
+
+    Args:
+        model (str | Config): A config file path, a config name (see
+            :func:`find_config`), or a loaded :class:`~mmengine.Config`.
+        pretrained (str, optional): Path to an mmclip checkpoint, loaded with
+            ``weights_only=True``; a file that needs unpickling is refused.
+            Defaults to None (random weights).
+        device (str | torch.device): Where to put the model. Defaults to
+            ``'cpu'``.
+        cfg_options (dict, optional): Overrides merged into the config, e.g.
+            ``{'model.vision_backbone.img_size': 384}``.
+
+    Returns:
+        nn.Module: The model in eval mode, with its config as ``model.cfg``.
+    """
+    cfg = _load_config(model, cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmclip'))
+    import mmclip.engine  # noqa: F401 (safe checkpoint loading in mmengine)
+    from mmclip.registry import MODELS
+    net = MODELS.build(cfg.model)
+    if pretrained is not None:
+        load_pretrained(net, pretrained)
+    net.cfg = cfg
+    return net.to(device).eval()
