@@ -25,3 +25,14 @@ def tiny_clip_cfg():
             img_size=32, patch_size=8),
         text_encoder=dict(type='CLIPTextTransformer', arch=dict(TINY_TEXT)),
         tokenizer=dict(type='CLIPBPETokenizer'))
+
+
+def load_tool(relpath: str):
+    """Import a script under ``tools/`` as a module (tools are not a package)."""
+    import importlib.util
+    path = osp.join(REPO_ROOT, 'tools', relpath)
+    spec = importlib.util.spec_from_file_location(
+        'tool_' + osp.splitext(osp.basename(relpath))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
