@@ -1,7 +1,10 @@
 from .model import find_config, get_model, load_pretrained
 from .preprocess import default_clip_pipeline, preprocess_images
+from .train import prepare_train_config, train
+from .zero_shot import zero_shot_accuracy, zero_shot_scores
 
 __all__ = [
     'default_clip_pipeline', 'find_config', 'get_model', 'load_pretrained',
-    'preprocess_images'
+    'prepare_train_config', 'preprocess_images', 'train',
+    'zero_shot_accuracy', 'zero_shot_scores'
 ]

@@ -1,4 +1,4 @@
-"""Runner-side pieces: hooks (and, later, optimizer constructors).
+"""Runner-side pieces: hooks and optimizer wrappers.
 
 Importing this package also routes mmengine's local checkpoint loading
 through :func:`mmclip.utils.checkpoint.load_checkpoint_file`
@@ -8,5 +8,6 @@ import mmpretrain.engine  # noqa: F401 (fills the parent registries)
 
 from mmclip.utils.checkpoint import install_mmengine_loader
 from .hooks import *  # noqa: F401,F403
+from .optimizers import *  # noqa: F401,F403
 
 install_mmengine_loader()

@@ -1,3 +1,9 @@
+from .curve_hook import TrainingCurveHook
+from .logit_scale_hook import LogitScaleClampHook
+from .rng_state_hook import RNGStateHook
 from .trust_work_dir_hook import TrustWorkDirHook
 
-__all__ = ['TrustWorkDirHook']
+__all__ = [
+    'LogitScaleClampHook', 'RNGStateHook', 'TrainingCurveHook',
+    'TrustWorkDirHook'
+]

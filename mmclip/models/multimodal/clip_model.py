@@ -131,6 +131,42 @@ class CLIPModel(BaseModel):
         logits = self.logit_scale.exp() * img @ txt.t()
         return logits, logits.t()
 
+    def text_ids_of(self, data_samples: list) -> torch.Tensor:
+        """Stack the ``text_ids`` the data pipeline put on each sample
+        (tokenizing ``text`` here only if the pipeline did not).
+
+        Returns:
+            Tensor: ``(B, L)`` int64 token ids.
+        """
+        if not data_samples:
+            raise ValueError("mode='loss' needs data_samples with texts.")
+        if all('text_ids' in ds for ds in data_samples):
+            return torch.stack([ds.text_ids for ds in data_samples])
+        if all('text' in ds for ds in data_samples):
+            return self.tokenizer([ds.text for ds in data_samples],
+                                  truncate=True)
+        raise ValueError(
+            'Training samples carry no caption: add `TokenizeText` (or a '
+            'transform that sets `text`) to the training pipeline.')
+
+    def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
+        """Contrastive loss of a batch of image-caption pairs.
+
+        Args:
+            inputs (Tensor): Preprocessed images ``(B, 3, H, W)``.
+            data_samples (list[DataSample]): With ``text_ids`` (or ``text``).
+
+        Returns:
+            dict: ``loss`` plus logged values from the head.
+        """
+        if self.head is None:
+            raise RuntimeError(
+                "CLIPModel has no training head: mode='loss' needs "
+                "head=dict(type='ContrastiveHead') in the model config.")
+        img = self.encode_image(inputs, normalize=True)
+        txt = self.encode_text(self.text_ids_of(data_samples), normalize=True)
+        return self.head.loss(img, txt, self.logit_scale)
+
     def forward(self,
                 inputs: torch.Tensor,
                 data_samples: Optional[list] = None,
@@ -148,11 +184,7 @@ class CLIPModel(BaseModel):
         if mode == 'tensor':
             return self.encode_image(inputs)
         if mode == 'loss':
-            if self.head is None:
-                raise RuntimeError(
-                    "CLIPModel has no training head: mode='loss' needs "
-                    "head=dict(type=...) in the model config.")
-            return self.head.loss(self, inputs, data_samples)
+            return self.loss(inputs, data_samples)
         if mode == 'predict':
             if self.zero_shot_head is None:
                 raise RuntimeError(

@@ -1,0 +1,49 @@
+"""Optimizer wrappers that skip a step whose loss is not finite."""
+import torch
+import torch.distributed as dist
+from mmengine.logging import MessageHub, MMLogger
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+
+from mmclip.registry import OPTIM_WRAPPERS
+
+
+def all_ranks_finite(loss: torch.Tensor) -> bool:
+    """Whether ``loss`` is finite on every rank (one all-reduce when
+    distributed, so all ranks take the same decision and DDP stays in
+    step)."""
+    flag = torch.isfinite(loss.detach()).all().to(torch.float32)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+class NonFiniteSkipMixin:
+    """Skip backward and step when the loss is NaN/Inf on any rank.
+
+    The weights stay unchanged, the gradients are cleared, and the skip is
+    logged with its iteration and counted in ``self.num_skipped_steps``.
+    """
+    num_skipped_steps = 0
+
+    def update_params(self, loss: torch.Tensor, step_kwargs=None,
+                      zero_kwargs=None) -> None:
+        if all_ranks_finite(loss):
+            return super().update_params(loss, step_kwargs, zero_kwargs)
+        self.num_skipped_steps += 1
+        self.zero_grad(**(zero_kwargs or {}))
+        it = MessageHub.get_current_instance().get_info('iter', default=-1)
+        MMLogger.get_current_instance().warning(
+            f'Non-finite loss ({loss.detach().float().item()}) at iteration '
+            f'{it + 1}: step skipped, weights unchanged '
+            f'({self.num_skipped_steps} skipped so far).')
+
+
+@OPTIM_WRAPPERS.register_module()
+class NonFiniteSkipOptimWrapper(NonFiniteSkipMixin, OptimWrapper):
+    """:class:`~mmengine.optim.OptimWrapper` that skips non-finite steps."""
+
+
+@OPTIM_WRAPPERS.register_module()
+class NonFiniteSkipAmpOptimWrapper(NonFiniteSkipMixin, AmpOptimWrapper):
+    """:class:`~mmengine.optim.AmpOptimWrapper` (bf16/fp16 autocast) that
+    skips non-finite steps."""

@@ -1,0 +1,40 @@
+"""Zero-shot classifiers built from class names and prompt templates."""
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+@torch.no_grad()
+def build_zero_shot_classifier(model,
+                               classnames: Sequence[str],
+                               templates: Sequence[str],
+                               batch_size: int = 256) -> torch.Tensor:
+    """Text-embedding classifier, as in the CLIP paper's prompt ensembling.
+
+    Every class gets the mean of its L2-normalised prompt embeddings
+    (``template.format(classname)`` for each template), renormalised.
+
+    Args:
+        model (CLIPModel): Provides ``tokenizer`` and ``encode_text``.
+        classnames (Sequence[str]): ``C`` class names.
+        templates (Sequence[str]): ``T`` templates with one ``{}``.
+        batch_size (int): Prompts per text-encoder call. Defaults to 256.
+
+    Returns:
+        Tensor: ``(D, C)`` weights; logits are ``scale * img @ weights``.
+    """
+    if not classnames or not templates:
+        raise ValueError('build_zero_shot_classifier needs at least one class '
+                         'name and one template.')
+    bad = [t for t in templates if '{}' not in t]
+    if bad:
+        raise ValueError(f'Templates must contain "{{}}" for the class name: '
+                         f'{bad[:3]}')
+    prompts = [t.format(c) for c in classnames for t in templates]
+    feats = []
+    for i in range(0, len(prompts), batch_size):
+        ids = model.tokenizer(prompts[i:i + batch_size], truncate=True)
+        feats.append(model.encode_text(ids, normalize=True).float())
+    feats = torch.cat(feats).view(len(classnames), len(templates), -1)
+    return F.normalize(F.normalize(feats, dim=-1).mean(1), dim=-1).t()
