@@ -25,8 +25,12 @@ __all__ = [
 def _child(name: str, locations: list) -> Registry:
     """Create the mmclip child of mmpretrain's registry ``name``."""
     parent = getattr(mmpretrain_registry, name)
+    # mmengine imports only the child's locations on lookup, never the
+    # parent's, so list mmpretrain's own too: a name that falls back to
+    # mmpretrain is then registered whatever was imported before.
     return Registry(
-        parent.name, parent=parent, scope='mmclip', locations=locations)
+        parent.name, parent=parent, scope='mmclip',
+        locations=locations + list(parent._locations))
 
 
 RUNNERS = _child('RUNNERS', ['mmclip.engine'])

@@ -18,7 +18,7 @@ _RESIZED_ON_LOAD = 'backbone.positional_embedding'
 _FOREIGN_PREFIXES = {
     'visual.': 'an OpenAI / open_clip state dict',
     'vision_model.': 'a transformers CLIPModel',
-    'vision_backbone.': "mmpretrain's CLIP model",
+    'backbone.patch_embed.': "an mmpretrain ViT classifier",
 }
 
 
@@ -73,7 +73,8 @@ def _load_config(model: Union[str, Config], cfg_options=None) -> Config:
 
 def load_pretrained(model: nn.Module,
                     checkpoint: str,
-                    strict: bool = True) -> dict:
+                    strict: bool = True,
+                    model_cfg: Optional[dict] = None) -> dict:
     """Load an mmclip checkpoint into ``model`` with ``weights_only=True``.
 
     A checkpoint whose image grid differs from the model's (a 224px
@@ -86,6 +87,9 @@ def load_pretrained(model: nn.Module,
             ``tools/model_converters/clip_to_mmclip.py`` or by training).
         strict (bool): Require every model key in the checkpoint and no extra
             keys. Defaults to True.
+        model_cfg (dict, optional): The config ``model`` was built from; on a
+            mismatch it is compared with the architecture the checkpoint's
+            ``meta`` records, to say which setting differs.
 
     Returns:
         dict: The checkpoint's ``meta`` (empty when it has none).
@@ -114,7 +118,12 @@ def load_pretrained(model: nn.Module,
         problems.append(f'unexpected: {_short(unexpected)}')
     if problems:
         hint = ''
-        if meta.get('model_cfg'):
+        if isinstance(meta.get('model_cfg'), dict) and model_cfg is not None:
+            from mmclip.converters import check_model_cfg
+            diffs = check_model_cfg(dict(model_cfg), meta)
+            if diffs:
+                hint = ' Config vs checkpoint: ' + '; '.join(diffs) + '.'
+        elif meta.get('model_cfg'):
             hint = f' The checkpoint describes itself as {meta["model_cfg"]}.'
         raise ValueError(
             f'Checkpoint {checkpoint!r} does not match the model config: '
@@ -174,6 +183,6 @@ def get_model(model: Union[str, Config],
     from mmclip.registry import MODELS
     net = MODELS.build(cfg.model)
     if pretrained is not None:
-        load_pretrained(net, pretrained)
+        load_pretrained(net, pretrained, model_cfg=cfg.model)
     net.cfg = cfg
     return net.to(device).eval()

@@ -85,11 +85,14 @@ def test_smaller_grid_checkpoint_loads_into_larger_model(tmp_path, tiny_cfg):
 def test_mismatched_checkpoint_names_keys_and_fix(tmp_path, tiny_cfg):
     other = copy.deepcopy(tiny_cfg)
     other.model.vision_backbone.patch_size = 16
-    torch.save({'state_dict': get_model(other).state_dict(),
-                'meta': {'model_cfg': 'tiny patch 16'}}, tmp_path / 'p16.pth')
+    meta = {'model_cfg': {k: other.model[k].to_dict()
+                          for k in ('vision_backbone', 'text_encoder')}}
+    torch.save({'state_dict': get_model(other).state_dict(), 'meta': meta},
+               tmp_path / 'p16.pth')
     with pytest.raises(ValueError, match=r'backbone\.conv1\.weight: checkpoint '
-                       r'\(64, 3, 16, 16\) vs model \(64, 3, 8, 8\).*tiny '
-                       'patch 16.*Use the config that matches'):
+                       r'\(64, 3, 16, 16\) vs model \(64, 3, 8, 8\).*'
+                       r'vision_backbone\.patch_size: config 8, checkpoint 16'
+                       '.*Use the config that matches'):
         get_model(tiny_cfg, pretrained=str(tmp_path / 'p16.pth'))
     sd = get_model(tiny_cfg).state_dict()
     image_only = {k: v for k, v in sd.items() if k.startswith('backbone.')}

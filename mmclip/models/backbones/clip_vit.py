@@ -51,6 +51,8 @@ class CLIPVisionTransformer(BaseModule):
             ``ln_post`` and ``proj`` too (see :meth:`lock`). Defaults to -1.
         with_cp (bool): Gradient checkpointing of every block in training.
             Defaults to False.
+        layer_norm_eps (float): Epsilon of every LayerNorm. Defaults to 1e-5
+            (OpenAI, open_clip, timm); mmpretrain's CLIP ViTs use 1e-6.
         init_cfg (dict | list[dict], optional): mmengine init config, e.g.
             ``dict(type='Pretrained', checkpoint=...)``. Defaults to None.
 
@@ -81,6 +83,7 @@ class CLIPVisionTransformer(BaseModule):
                  drop_path_rate: float = 0.,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
+                 layer_norm_eps: float = 1e-5,
                  init_cfg: Optional[Union[dict, Sequence[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = resolve_arch(self.arch_zoo, arch,
@@ -116,16 +119,17 @@ class CLIPVisionTransformer(BaseModule):
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         self.positional_embedding = nn.Parameter(
             scale * torch.randn(num_tokens, width))
-        self.ln_pre = nn.LayerNorm(width)
+        self.ln_pre = nn.LayerNorm(width, eps=layer_norm_eps)
         self.transformer = Transformer(
             width,
             self.arch_settings['num_layers'],
             self.arch_settings['num_heads'],
             mlp_ratio=self.arch_settings.get('mlp_ratio', 4.),
             act_cfg=act_cfg,
-            drop_path_rate=drop_path_rate)
+            drop_path_rate=drop_path_rate,
+            layer_norm_eps=layer_norm_eps)
         self.transformer.grad_checkpointing = with_cp
-        self.ln_post = nn.LayerNorm(width)
+        self.ln_post = nn.LayerNorm(width, eps=layer_norm_eps)
         self.proj = nn.Parameter(scale * torch.randn(
             width, out_channels)) if out_channels else None
 

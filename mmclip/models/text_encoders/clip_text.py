@@ -48,6 +48,7 @@ class CLIPTextTransformer(BaseModule):
             ``k`` also the first ``k`` blocks; ``num_layers`` everything.
             Defaults to -1.
         with_cp (bool): Gradient checkpointing in training. Defaults to False.
+        layer_norm_eps (float): Epsilon of every LayerNorm. Defaults to 1e-5.
         init_cfg (dict | list[dict], optional): mmengine init config.
 
     Shapes:
@@ -73,6 +74,7 @@ class CLIPTextTransformer(BaseModule):
                  trim_padding: bool = True,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
+                 layer_norm_eps: float = 1e-5,
                  init_cfg: Optional[Union[dict, Sequence[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = resolve_arch(self.arch_zoo, arch,
@@ -96,9 +98,10 @@ class CLIPTextTransformer(BaseModule):
             self.arch_settings['num_layers'],
             self.arch_settings['num_heads'],
             mlp_ratio=self.arch_settings.get('mlp_ratio', 4.),
-            act_cfg=act_cfg)
+            act_cfg=act_cfg,
+            layer_norm_eps=layer_norm_eps)
         self.transformer.grad_checkpointing = with_cp
-        self.ln_final = nn.LayerNorm(width)
+        self.ln_final = nn.LayerNorm(width, eps=layer_norm_eps)
         self.text_projection = nn.Parameter(torch.empty(width, out_channels))
 
         # OpenAI's init, so a model trained from scratch starts as theirs did.

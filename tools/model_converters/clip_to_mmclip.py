@@ -1,0 +1,68 @@
+"""Convert a CLIP checkpoint (OpenAI, open_clip, transformers, mmpretrain) to
+mmclip's layout.
+
+Example::
+
+    python tools/model_converters/clip_to_mmclip.py ViT-B-32.pt \\
+        checkpoints/clip-vit-b32_openai.pth
+    python tools/model_converters/clip_to_mmclip.py \\
+        open_clip_pytorch_model.bin vit-b32_laion2b.pth --act gelu
+"""
+import argparse
+import json
+import sys
+
+from mmclip.converters import (FORMATS, ConversionError, convert_file,
+                               describe_formats)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='Recognised layouts:\n' + describe_formats())
+    parser.add_argument('src', help='source checkpoint file or folder')
+    parser.add_argument('dst', help='output .pth file')
+    parser.add_argument(
+        '--format',
+        default='auto',
+        choices=('auto', ) + FORMATS,
+        help='source layout (default: detect from the keys)')
+    parser.add_argument(
+        '--act',
+        choices=('quick_gelu', 'gelu'),
+        help='MLP activation; required knowledge for plain open_clip state '
+        'dicts (OpenAI weights: quick_gelu, most LAION weights: gelu)')
+    parser.add_argument('--vision-heads', type=int, help='image tower heads')
+    parser.add_argument('--text-heads', type=int, help='text tower heads')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    """Run the converter; returns the exit status (0 ok, 1 refused)."""
+    args = parse_args(argv)
+    try:
+        meta = convert_file(
+            args.src,
+            args.dst,
+            fmt=args.format,
+            act=args.act,
+            vision_heads=args.vision_heads,
+            text_heads=args.text_heads)
+    except (ConversionError, FileNotFoundError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    summary = {
+        k: meta[k]
+        for k in ('source_format', 'act_cfg', 'act_certain', 'towers')
+    }
+    summary['model_cfg'] = meta['model_cfg']
+    print(json.dumps(summary, indent=2))
+    for note in meta['notes']:
+        print(f'note: {note}')
+    print(f'Saved {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
