@@ -3,6 +3,7 @@
 import mmpretrain.models  # noqa: F401
 
 from .backbones import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .multimodal import *  # noqa: F401,F403
 from .text_encoders import *  # noqa: F401,F403

@@ -1,0 +1,172 @@
+"""SigLIP's pairwise sigmoid loss, exact under data-parallel training."""
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmclip.registry import MODELS
+from ..utils.dist import (all_gather_no_grad, all_gather_with_grad,
+                          check_batch_sizes, get_rank_and_world_size,
+                          neighbour_exchange, neighbour_exchange_bidir,
+                          top1_accuracy)
+
+
+def sigmoid_loss(logits: Tensor, pos_offset: Optional[int] = None) -> Tensor:
+    """``-sum(logsigmoid(labels * logits)) / M`` of an ``(M, N)`` block.
+
+    ``labels`` is +1 at ``(i, pos_offset + i)`` (the matching pairs) and -1
+    elsewhere; ``pos_offset=None`` makes the whole block negatives. The sign
+    is applied with a boolean mask instead of a float label matrix.
+
+    Args:
+        logits (Tensor): ``(M, N)`` logits of ``M`` local images.
+        pos_offset (int, optional): Column of image 0's text. Defaults to
+            None.
+
+    Returns:
+        Tensor: Scalar loss, normalised by the number of local images.
+    """
+    if pos_offset is None:
+        signed = -logits
+    else:
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        cols = torch.arange(logits.shape[1], device=logits.device)
+        is_pos = cols[None, :] == (rows + pos_offset)[:, None]
+        signed = torch.where(is_pos, logits, -logits)
+    return -F.logsigmoid(signed).sum() / logits.shape[0]
+
+
+@MODELS.register_module()
+class SigLIPHead(BaseModule):
+    """Sigmoid loss for language-image pre-training (SigLIP).
+
+    Zhai et al. 2023, "Sigmoid Loss for Language Image Pre-Training"
+    (arXiv 2303.15343). Every image-text pair of the batch is an independent
+    binary problem: ``logits = exp(logit_scale) * img @ txt.T + logit_bias``,
+    label +1 for matching pairs and -1 otherwise, and
+    ``loss = -sum(logsigmoid(labels * logits)) / B`` (summed over pairs,
+    divided by the number of images, as in the paper and open_clip's
+    ``SigLipLoss``). ``logit_bias`` is a learnable parameter of this head;
+    the temperature is the model's ``logit_scale``, which SigLIP configs
+    should initialise to ``ln(10)`` (with ``init_logit_bias=-10``, the
+    paper's choice; CLIP's ``ln(1 / 0.07)`` is not).
+
+    **Data-parallel training.** Each rank computes its ``B`` local images
+    against the texts of every rank (positives only with its own texts) and
+    divides by ``B``. The mean of the rank losses then equals the loss of one
+    process on the concatenated batch (``sum over W*B x W*B pairs / (W*B)``),
+    and since the texts travel with autograd, the DDP-averaged gradients
+    equal that process's gradients: no rescaling is needed. All ranks must
+    have the same local batch size ``B`` (mmengine's samplers pad so that
+    they do; a mismatch raises ``ValueError``). The texts travel either by:
+
+    - ``'gather'``: one ``all_gather`` with autograd; logits
+      ``B x world_size * B``.
+    - ``'neighbour_exchange'``: open_clip's bidirectional ring, sending text
+      blocks to both neighbours with point-to-point ops (``world_size - 1``
+      blocks in ``ceil((world_size - 1) / 2)`` rounds); logits are only
+      ever ``B x B`` per block, for large world sizes.
+
+    Args:
+        init_logit_bias (float): Initial ``logit_bias``. Defaults to -10.0.
+        loss_weight (float): Factor applied to the loss. Defaults to 1.0.
+        dist_impl (str): ``'gather'`` or ``'neighbour_exchange'``; only
+            used with more than one process. Defaults to ``'gather'``.
+        init_cfg (dict, optional): mmengine init config. Defaults to None.
+    """
+    DIST_IMPLS = ('gather', 'neighbour_exchange')
+
+    def __init__(self,
+                 init_logit_bias: float = -10.0,
+                 loss_weight: float = 1.0,
+                 dist_impl: str = 'gather',
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if dist_impl not in self.DIST_IMPLS:
+            raise ValueError(f'dist_impl must be one of {self.DIST_IMPLS}, '
+                             f'got {dist_impl!r}.')
+        self.logit_bias = nn.Parameter(torch.tensor(float(init_logit_bias)))
+        self.loss_weight = loss_weight
+        self.dist_impl = dist_impl
+
+    def _logits(self, img_feats: Tensor, txt_feats: Tensor,
+                scale: Tensor) -> Tensor:
+        return scale * img_feats @ txt_feats.T + self.logit_bias
+
+    def _ring_loss(self, img_feats: Tensor, txt_feats: Tensor, scale: Tensor,
+                   world_size: int) -> Tensor:
+        """Own block, then the other ranks' text blocks around the ring."""
+        loss = sigmoid_loss(self._logits(img_feats, txt_feats, scale), 0)
+        # Each bidirectional round fetches the blocks one step further away
+        # on both sides; an odd remainder is fetched from the left alone.
+        num_bidir, remainder = divmod(world_size - 1, 2)
+        to_left = to_right = txt_feats
+        for _ in range(num_bidir):
+            from_left, from_right = neighbour_exchange_bidir(
+                to_left, to_right)
+            for block in (from_left, from_right):
+                loss = loss + sigmoid_loss(
+                    self._logits(img_feats, block, scale))
+            # Pass on what arrived, away from where it came from.
+            to_left, to_right = from_right, from_left
+        if remainder:
+            block = neighbour_exchange(to_right)
+            loss = loss + sigmoid_loss(self._logits(img_feats, block, scale))
+        return loss
+
+    def loss(self, img_feats: Tensor, txt_feats: Tensor,
+             logit_scale: Tensor) -> Dict[str, Tensor]:
+        """Sigmoid loss and retrieval metrics of a batch of pairs.
+
+        Args:
+            img_feats (Tensor): L2-normalised local image embeddings
+                ``(B, D)``; row ``i`` pairs with ``txt_feats[i]``.
+            txt_feats (Tensor): L2-normalised local text embeddings
+                ``(B, D)``.
+            logit_scale (Tensor): Scalar log temperature (the model's
+                learnable parameter; logits use its exponential).
+
+        Returns:
+            dict[str, Tensor]: ``loss`` (scalar, with graph; ``loss_weight``
+            applied) and, detached, ``temperature`` (``exp(logit_scale)``),
+            ``logit_bias``, ``i2t_acc`` and ``t2i_acc``: top-1 in-batch
+            retrieval accuracy in % of the local rows against the global
+            batch.
+        """
+        if img_feats.shape != txt_feats.shape:
+            raise ValueError('img_feats and txt_feats must both be (B, D), '
+                             f'got {tuple(img_feats.shape)} and '
+                             f'{tuple(txt_feats.shape)}.')
+        scale = logit_scale.exp()
+        rank, world_size = get_rank_and_world_size()
+        offset = rank * img_feats.shape[0]
+        all_txt = None
+        if world_size == 1:
+            loss = sigmoid_loss(self._logits(img_feats, txt_feats, scale), 0)
+        elif self.dist_impl == 'gather':
+            check_batch_sizes(img_feats)
+            all_txt = all_gather_with_grad(txt_feats)
+            loss = sigmoid_loss(
+                self._logits(img_feats, all_txt, scale), offset)
+        else:
+            check_batch_sizes(img_feats)
+            loss = self._ring_loss(img_feats, txt_feats, scale, world_size)
+
+        with torch.no_grad():
+            # Only the metrics need the other ranks' images (and, with the
+            # ring, their texts in one tensor): gathered as constants.
+            if all_txt is None:
+                all_txt = all_gather_no_grad(txt_feats, keep_local_grad=False)
+            all_img = all_gather_no_grad(img_feats, keep_local_grad=False)
+            i2t_acc = top1_accuracy(img_feats.detach() @ all_txt.detach().T,
+                                    offset)
+            t2i_acc = top1_accuracy(txt_feats.detach() @ all_img.T, offset)
+        return dict(
+            loss=loss * self.loss_weight,
+            temperature=scale.detach(),
+            logit_bias=self.logit_bias.detach().clone(),
+            i2t_acc=i2t_acc,
+            t2i_acc=t2i_acc)
