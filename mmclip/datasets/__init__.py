@@ -1,6 +1,28 @@
-"""mmclip.datasets (its own modules come with later work).
+"""mmclip.datasets: image-text datasets and transforms for CLIP training.
 
 Importing mmpretrain's counterpart fills the parent registry that mmclip's
-registry falls back to.
+registry falls back to (``RandomResizedCrop``, ``CenterCrop``, ``ImageNet``,
+``CustomDataset``, ...).
 """
 import mmpretrain.datasets  # noqa: F401
+
+from .bad_samples import (BAD_REASON_KEY, BadSampleTracker,
+                          TooManyBadSamplesError, mark_bad)
+from .base_dataset import ImageTextBaseDataset, build_pipeline
+from .classification_text import ClassificationTextDataset
+from .coco_caption import CocoCaptionDataset
+from .image_text import ImageTextDataset
+from .pipelines import clip_test_pipeline, clip_train_pipeline
+from .shards import expand_braces, iter_tar_samples, list_shards
+from .transforms import (LoadImageRGB, PackImageText, SampleCaption,
+                         TokenizeText)
+from .webdataset import WebDatasetShards
+
+__all__ = [
+    'ImageTextBaseDataset', 'ImageTextDataset', 'CocoCaptionDataset',
+    'ClassificationTextDataset', 'WebDatasetShards', 'LoadImageRGB',
+    'SampleCaption', 'TokenizeText', 'PackImageText', 'BadSampleTracker',
+    'TooManyBadSamplesError', 'BAD_REASON_KEY', 'mark_bad', 'build_pipeline',
+    'clip_train_pipeline', 'clip_test_pipeline', 'expand_braces',
+    'list_shards', 'iter_tar_samples'
+]

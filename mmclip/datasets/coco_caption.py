@@ -1,0 +1,129 @@
+"""COCO-style caption annotations, for CLIP training and retrieval evaluation.
+"""
+import json
+from collections import OrderedDict
+from typing import List, Sequence
+
+import numpy as np
+from mmengine.fileio import get_local_path, join_path
+from mmengine.logging import MMLogger
+
+from mmclip.registry import DATASETS
+from .base_dataset import ImageTextBaseDataset, check_caption_sampling
+
+
+@DATASETS.register_module()
+class CocoCaptionDataset(ImageTextBaseDataset):
+    """Images with all their captions from a COCO captions JSON.
+
+    The file holds ``images: [{id, file_name}, ...]`` and
+    ``annotations: [{image_id, caption}, ...]`` (``captions_train2017.json``
+    and the like). There is one entry per image, carrying all its captions:
+
+    - training (``test_mode=False``): the pipeline must contain
+      ``SampleCaption`` (before ``TokenizeText``), which draws one caption
+      each time the image is loaded, so every epoch sees every image once
+      with a fresh caption. The check happens at build time.
+    - evaluation (``test_mode=True``): all captions are kept; ``TokenizeText``
+      makes ``text_ids`` of shape ``(K, 77)`` and ``PackImageText`` puts
+      ``text`` (K str), ``text_ids``, ``gt_text_id`` and ``image_id`` into the
+      data sample for a retrieval metric.
+
+    Caption ids are global and contiguous per image in entry order: image
+    ``i`` owns ids ``offsets[i] .. offsets[i] + K_i - 1``, and
+    :meth:`get_all_captions` / :meth:`caption_to_image` return the flat list
+    and the caption -> image index map a retrieval metric needs. Images
+    without captions and captions of unknown images are dropped with a
+    warning giving their count.
+
+    Data info of each entry: ``img_path`` (str), ``text`` (list of str),
+    ``gt_text_id`` (list of int), ``image_id`` (int, entry index), ``ori_id``
+    (COCO image id), ``sample_idx`` (int).
+
+    Args:
+        ann_file (str): COCO captions JSON, relative to ``data_root`` unless
+            absolute.
+        data_root (str): Dataset root. Defaults to ''.
+        data_prefix (dict): ``dict(img_path=...)``, image folder relative to
+            ``data_root`` (e.g. ``'train2017'``). Defaults to
+            ``dict(img_path='')``.
+        pipeline (Sequence[dict]): Transforms. Defaults to ().
+        test_mode (bool): Keep all captions (evaluation). Defaults to False.
+        **kwargs: Other :class:`ImageTextBaseDataset` /
+            ``mmengine.dataset.BaseDataset`` arguments (``max_bad_fraction``,
+            ``min_samples``, ``metainfo``, ``indices``, ``lazy_init``, ...).
+    """
+
+    def __init__(self,
+                 ann_file: str,
+                 data_root: str = '',
+                 data_prefix: dict = dict(img_path=''),
+                 pipeline: Sequence = (),
+                 test_mode: bool = False,
+                 **kwargs):
+        super().__init__(
+            ann_file=ann_file,
+            data_root=data_root,
+            data_prefix=dict(data_prefix),
+            pipeline=pipeline,
+            test_mode=test_mode,
+            **kwargs)
+        if not test_mode:
+            check_caption_sampling(self.pipeline, type(self).__name__)
+
+    def load_data_list(self) -> List[dict]:
+        """Group the captions of the annotation file by image."""
+        with get_local_path(self.ann_file) as path, open(
+                path, encoding='utf-8') as f:
+            coco = json.load(f)
+        for key in ('images', 'annotations'):
+            if key not in coco:
+                raise ValueError(
+                    f'{self.ann_file} has no {key!r} list (keys: '
+                    f'{sorted(coco)}); a COCO captions file needs "images" '
+                    '[{id, file_name}] and "annotations" [{image_id, '
+                    'caption}].')
+        prefix = self.data_prefix.get('img_path', '')
+        images = OrderedDict()
+        for img in coco['images']:
+            images.setdefault(img['id'], dict(
+                img_path=join_path(prefix, img['file_name'])
+                if prefix else img['file_name'],
+                text=[], ori_id=img['id']))
+        orphans = 0
+        for ann in coco['annotations']:
+            entry = images.get(ann['image_id'])
+            if entry is None:
+                orphans += 1
+                continue
+            entry['text'].append(ann['caption'])
+
+        data_list, no_caption, next_id = [], 0, 0
+        for entry in images.values():
+            if not entry['text']:
+                no_caption += 1
+                continue
+            num = len(entry['text'])
+            entry['gt_text_id'] = list(range(next_id, next_id + num))
+            entry['image_id'] = len(data_list)
+            next_id += num
+            data_list.append(entry)
+        if orphans or no_caption:
+            MMLogger.get_current_instance().warning(
+                f'{self.ann_file}: dropped {no_caption} images without '
+                f'captions and {orphans} captions of images not in '
+                '"images".')
+        return data_list
+
+    def get_all_captions(self) -> List[str]:
+        """List[str]: Every caption, indexed by ``gt_text_id``."""
+        return [c for i in range(len(self))
+                for c in self.get_data_info(i)['text']]
+
+    def caption_to_image(self) -> np.ndarray:
+        """np.ndarray: ``(num_captions, )`` int64, the image index (entry
+        index = ``image_id``) of every caption id."""
+        return np.concatenate([
+            np.full(len(self.get_data_info(i)['text']), i, dtype=np.int64)
+            for i in range(len(self))
+        ]) if len(self) else np.zeros(0, dtype=np.int64)

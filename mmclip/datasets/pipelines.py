@@ -1,0 +1,92 @@
+"""Default CLIP data pipelines, to copy into configs or call from Python.
+
+Training follows OpenAI CLIP / open_clip: a random resized crop covering 90 to
+100 % of the image area, bicubic through Pillow; no flip or colour jitter.
+Evaluation resizes the short side bicubically and takes the centre crop.
+Captions are checked and tokenized before the image is decoded, so an empty
+caption costs no JPEG decoding. Normalisation is done by the model's data
+preprocessor (OpenAI mean/std, BGR -> RGB), not here.
+
+The same lists, written out for ``img_size = 224``::
+
+    train_pipeline = [
+        dict(type='SampleCaption'),
+        dict(type='TokenizeText'),
+        dict(type='LoadImageRGB'),
+        dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.9, 1.0),
+             interpolation='bicubic', backend='pillow'),
+        dict(type='PackImageText'),
+    ]
+    test_pipeline = [
+        dict(type='TokenizeText'),
+        dict(type='LoadImageRGB'),
+        dict(type='ResizeEdge', scale=224, edge='short',
+             interpolation='bicubic', backend='pillow'),
+        dict(type='CenterCrop', crop_size=224),
+        dict(type='PackImageText'),
+    ]
+"""
+from typing import List
+
+
+def clip_train_pipeline(img_size: int = 224,
+                        crop_ratio_range=(0.9, 1.0),
+                        context_length: int = 77) -> List[dict]:
+    """CLIP training pipeline configs.
+
+    Args:
+        img_size (int): Output side length. Defaults to 224.
+        crop_ratio_range (tuple): Area fraction range of the random crop.
+            Defaults to ``(0.9, 1.0)`` (open_clip's ``scale``).
+        context_length (int): Tokens per caption. Defaults to 77.
+
+    Returns:
+        List[dict]: Transform configs; works for every mmclip image-text
+        dataset (``SampleCaption`` passes a single caption through).
+    """
+    return [
+        dict(type='SampleCaption'),
+        dict(type='TokenizeText', context_length=context_length),
+        dict(type='LoadImageRGB'),
+        dict(
+            type='RandomResizedCrop',
+            scale=img_size,
+            crop_ratio_range=tuple(crop_ratio_range),
+            interpolation='bicubic',
+            backend='pillow'),
+        dict(type='PackImageText'),
+    ]
+
+
+def clip_test_pipeline(img_size: int = 224,
+                       context_length: int = 77,
+                       with_text: bool = True) -> List[dict]:
+    """CLIP evaluation pipeline configs.
+
+    Args:
+        img_size (int): Short-side length and crop size. Defaults to 224.
+        context_length (int): Tokens per caption. Defaults to 77.
+        with_text (bool): Tokenize the caption(s) (retrieval). False gives an
+            image-only pipeline for zero-shot classification datasets.
+            Defaults to True.
+
+    Returns:
+        List[dict]: Transform configs.
+    """
+    text = [dict(type='TokenizeText', context_length=context_length)
+            ] if with_text else []
+    return text + [
+        dict(type='LoadImageRGB'),
+        dict(
+            type='ResizeEdge',
+            scale=img_size,
+            edge='short',
+            interpolation='bicubic',
+            backend='pillow'),
+        dict(type='CenterCrop', crop_size=img_size),
+        dict(type='PackImageText'),
+    ]
+
+
+CLIP_TRAIN_PIPELINE = clip_train_pipeline()
+CLIP_TEST_PIPELINE = clip_test_pipeline()

@@ -1,0 +1,180 @@
+"""Robust image loading for web-scale image-text data."""
+import io
+import warnings
+from typing import Optional, Sequence
+
+import mmengine.fileio as fileio
+import numpy as np
+from mmcv.transforms import BaseTransform
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from mmclip.registry import TRANSFORMS
+from ..bad_samples import mark_bad
+
+# Modes that hold 16/32-bit integer grey levels; PNGs with 16-bit grey open as
+# 'I;16' (Pillow >= 10) or 'I' (older Pillow).
+_WIDE_INT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or (
+        'transparency' in img.info)
+
+
+def pil_to_rgb_array(img: Image.Image,
+                     background: Sequence[int] = (255, 255, 255)
+                     ) -> np.ndarray:
+    """Convert a PIL image of any common mode to an RGB uint8 array.
+
+    - 16/32-bit grey (``I;16``, ``I``): scaled from 0..65535 to 0..255 (an
+      ``I`` image whose values all fit in 0..255 is taken as 8-bit); a plain
+      ``convert('RGB')`` would clip nearly everything to white.
+    - float (``F``): clipped to 0..255.
+    - transparency (``RGBA``, ``LA``, ``PA``, ``P``/``L``/``RGB`` with a
+      ``transparency`` entry): composited over ``background``; dropping the
+      alpha channel instead shows whatever colour transparent pixels happen to
+      store (often black).
+    - everything else (``L``, ``1``, ``P``, ``CMYK``, ``YCbCr``, ...):
+      Pillow's ``convert('RGB')``.
+
+    Args:
+        img (PIL.Image.Image): A loaded image.
+        background (Sequence[int]): RGB colour behind transparent pixels.
+            Defaults to white ``(255, 255, 255)``.
+
+    Returns:
+        np.ndarray: ``(H, W, 3)`` uint8 array in RGB order.
+    """
+    if img.mode in _WIDE_INT_MODES or img.mode == 'F':
+        arr = np.asarray(img).astype(np.float64)
+        if img.mode != 'F' and (img.mode != 'I' or arr.max() > 255):
+            arr = arr / 257.0  # 65535 -> 255
+        grey = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if _has_alpha(img):
+        with warnings.catch_warnings():
+            # Pillow warns about palette transparency; converting to RGBA is
+            # exactly what it recommends.
+            warnings.simplefilter('ignore', UserWarning)
+            rgba = img.convert('RGBA')
+        canvas = Image.new('RGBA', rgba.size, tuple(background) + (255, ))
+        img = Image.alpha_composite(canvas, rgba)
+    if img.mode != 'RGB':
+        img = img.convert('RGB')
+    return np.array(img, dtype=np.uint8)  # a writable copy
+
+
+def decode_image(data: bytes,
+                 exif_transpose: bool = True,
+                 background: Sequence[int] = (255, 255, 255)) -> np.ndarray:
+    """Decode image bytes with PIL into an RGB uint8 array.
+
+    Args:
+        data (bytes): Encoded image (JPEG, PNG, WebP, ...).
+        exif_transpose (bool): Apply the EXIF orientation tag (phone photos
+            are stored sideways plus a tag). Defaults to True.
+        background (Sequence[int]): See :func:`pil_to_rgb_array`.
+
+    Returns:
+        np.ndarray: ``(H, W, 3)`` uint8 RGB array.
+
+    Raises:
+        Exception: Whatever PIL raises for unreadable, truncated or too large
+            data (``OSError``, ``Image.DecompressionBombError``, ...).
+    """
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()  # decode now: truncated files fail here, not later
+        if exif_transpose:
+            try:
+                img = ImageOps.exif_transpose(img)
+            except Exception:  # a broken EXIF block should not cost the image
+                pass
+        return pil_to_rgb_array(img, background)
+
+
+@TRANSFORMS.register_module()
+class LoadImageRGB(BaseTransform):
+    """Load an image with PIL robustly, as a BGR uint8 array like mmcv's.
+
+    Odd modes (CMYK, 16-bit grey, palette with transparency, LA, RGBA, grey)
+    are converted to 3-channel uint8 (see :func:`pil_to_rgb_array`), the EXIF
+    orientation is applied, and the channels are returned in BGR order because
+    mmpretrain's transforms, ``PackInputs`` and the data preprocessor
+    (``to_rgb=True``) expect mmcv's layout.
+
+    A missing, truncated or undecodable file gives ``None`` (mmengine's
+    dataset then fetches another sample) after writing the reason into
+    ``results['bad_sample_reason']`` for the dataset's bad-sample log.
+
+    **Required Keys:** ``img_bytes`` (bytes, e.g. from a tar shard) or
+    ``img_path`` (str).
+
+    **Added Keys:** ``img`` ((H, W, 3) uint8, BGR), ``img_shape`` (H, W),
+    ``ori_shape`` (H, W). ``img_bytes`` is removed.
+
+    Args:
+        exif_transpose (bool): Apply EXIF orientation. Defaults to True.
+        background (Sequence[int]): RGB colour composited behind transparent
+            pixels. Defaults to white ``(255, 255, 255)``.
+        to_bgr (bool): Return BGR (mmcv layout). False returns RGB.
+            Defaults to True.
+        backend_args (dict, optional): mmengine file backend arguments for
+            ``img_path`` (e.g. a petrel/S3 backend). Defaults to None (local).
+    """
+
+    def __init__(self,
+                 exif_transpose: bool = True,
+                 background: Sequence[int] = (255, 255, 255),
+                 to_bgr: bool = True,
+                 backend_args: Optional[dict] = None):
+        if len(background) != 3:
+            raise ValueError(f'background must be an RGB triple, got '
+                             f'{background}')
+        self.exif_transpose = exif_transpose
+        self.background = tuple(int(c) for c in background)
+        self.to_bgr = to_bgr
+        self.backend_args = backend_args
+
+    def transform(self, results: dict) -> Optional[dict]:
+        """Load ``results['img_bytes']`` or ``results['img_path']``.
+
+        Args:
+            results (dict): Sample dict.
+
+        Returns:
+            dict | None: The dict with ``img`` added, None for a bad file.
+        """
+        data = results.pop('img_bytes', None)
+        if data is None:
+            path = results.get('img_path')
+            if not path:
+                return mark_bad(results, 'no img_path / img_bytes in sample')
+            try:
+                data = fileio.get(path, backend_args=self.backend_args)
+            except FileNotFoundError:
+                return mark_bad(results, 'file not found')
+            except Exception as e:  # permissions, remote backend errors
+                return mark_bad(results,
+                                f'cannot read file: {type(e).__name__}: {e}')
+        if not data:
+            return mark_bad(results, 'empty file (0 bytes)')
+        try:
+            img = decode_image(data, self.exif_transpose, self.background)
+        except UnidentifiedImageError:
+            return mark_bad(results, 'cannot decode image: not an image '
+                            'format PIL recognises (an HTML page? random '
+                            'bytes?)')
+        except Exception as e:  # PIL raises many types for broken data
+            return mark_bad(results,
+                            f'cannot decode image: {type(e).__name__}: {e}')
+        if self.to_bgr:
+            img = np.ascontiguousarray(img[:, :, ::-1])
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(exif_transpose='
+                f'{self.exif_transpose}, background={self.background}, '
+                f'to_bgr={self.to_bgr}, backend_args={self.backend_args})')

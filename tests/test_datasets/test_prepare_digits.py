@@ -1,0 +1,115 @@
+"""prepare_digits: files, counts, loading, idempotence, prompt hygiene."""
+import csv
+import importlib.util
+import os
+import os.path as osp
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from mmclip.datasets import ImageTextDataset, clip_train_pipeline
+from mmclip.datasets.digits import (CLASSNAMES, TRAIN_TEMPLATES,
+                                    ZERO_SHOT_TEMPLATES, prepare_digits,
+                                    train_caption)
+from mmclip.datasets.transforms import LoadImageRGB
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def digits_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('digits'))
+    meta = prepare_digits(out, size=32, val_fraction=0.2, seed=0)
+    assert meta['skipped'] is False
+    return out
+
+
+def read_csv(path):
+    with open(path, newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def test_counts_and_files(digits_dir):
+    train = read_csv(osp.join(digits_dir, 'train.csv'))
+    val = read_csv(osp.join(digits_dir, 'val.csv'))
+    assert len(train) + len(val) == 1797
+    assert set(train[0]) == {'filepath', 'title'}
+    assert set(val[0]) == {'filepath', 'label'}
+    assert not {r['filepath'] for r in train} & {r['filepath'] for r in val}
+    per_class = Counter(int(r['label']) for r in val)
+    assert sorted(per_class) == list(range(10))
+    assert all(34 <= n <= 38 for n in per_class.values())  # ~20 % of ~180
+    with open(osp.join(digits_dir, 'classnames.txt')) as f:
+        assert f.read().split() == list(CLASSNAMES)
+    assert len(os.listdir(osp.join(digits_dir, 'images'))) == 1797
+
+
+def test_images_are_real_pngs(digits_dir):
+    rel = read_csv(osp.join(digits_dir, 'val.csv'))[0]['filepath']
+    with open(osp.join(digits_dir, rel), 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    img = LoadImageRGB()(dict(img_path=osp.join(digits_dir, rel)))['img']
+    assert img.shape == (32, 32, 3) and img.dtype == np.uint8
+    assert img.max() == 255 and img.min() < 128  # white paper, dark ink
+
+
+def test_train_csv_loads_with_pipeline(digits_dir):
+    ds = ImageTextDataset('train.csv', data_root=digits_dir,
+                          pipeline=clip_train_pipeline(img_size=32))
+    out = ds[0]
+    assert out['inputs'].shape == (3, 32, 32)
+    assert out['data_samples'].text_ids.shape == (77, )
+
+
+def test_several_phrasings_per_digit(digits_dir):
+    train = read_csv(osp.join(digits_dir, 'train.csv'))
+    captions = {r['title'] for r in train}
+    for label in range(10):
+        phrasings = {train_caption(label, t) for t in TRAIN_TEMPLATES}
+        assert len(phrasings & captions) >= 4
+
+
+def test_zero_shot_prompts_never_in_training_captions():
+    names = list(CLASSNAMES) + [str(i) for i in range(10)]
+    captions = [train_caption(label, t).lower() for label in range(10)
+                for t in TRAIN_TEMPLATES]
+    for template in ZERO_SHOT_TEMPLATES:
+        assert template.count('{}') == 1
+        for name in names:
+            prompt = template.format(name).lower().rstrip('.')
+            assert not any(prompt in c or c in prompt for c in captions), \
+                prompt
+    # no template is shared with training either, with the slot removed
+    train_skeletons = {t.replace('{word}', '{}').replace('{num}', '{}')
+                       for t in TRAIN_TEMPLATES}
+    assert not train_skeletons & {t.rstrip('.') for t in ZERO_SHOT_TEMPLATES}
+
+
+def test_idempotent_and_deterministic(digits_dir, tmp_path):
+    csv_path = osp.join(digits_dir, 'train.csv')
+    before = (os.stat(csv_path).st_mtime_ns, open(csv_path).read())
+    assert prepare_digits(digits_dir, size=32, seed=0)['skipped'] is True
+    assert (os.stat(csv_path).st_mtime_ns, open(csv_path).read()) == before
+    other = prepare_digits(str(tmp_path), size=16, seed=0)
+    assert other['skipped'] is False
+    # same seed -> same split and captions, whatever the size
+    assert open(osp.join(str(tmp_path), 'train.csv')).read() == before[1]
+    img = LoadImageRGB()(dict(img_path=osp.join(str(tmp_path),
+                                                'images/0000.png')))['img']
+    assert img.shape == (16, 16, 3)
+
+
+def test_cli(tmp_path, capsys):
+    path = osp.join(REPO, 'tools', 'dataset_converters', 'prepare_digits.py')
+    spec = importlib.util.spec_from_file_location('prepare_digits_cli', path)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    out = str(tmp_path / 'd')
+    cli.main([out, '--size', '8', '--val-fraction', '0.5', '--seed', '1',
+              '--resample', 'nearest'])
+    cli.main([out, '--size', '8', '--val-fraction', '0.5', '--seed', '1',
+              '--resample', 'nearest'])
+    lines = capsys.readouterr().out.splitlines()
+    assert 'written' in lines[0] and 'already up to date' in lines[1]
+    assert 890 <= len(read_csv(osp.join(out, 'val.csv'))) <= 905  # per class
