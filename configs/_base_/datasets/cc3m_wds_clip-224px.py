@@ -1,0 +1,27 @@
+# Conceptual Captions 3M as webdataset tar shards written by img2dataset
+# (KEY.jpg + KEY.txt), streamed and split across ranks x dataloader workers.
+# CSV/TSV instead: dataset=dict(type='ImageTextDataset', ann_file=...,
+# data_root=...) with sampler=dict(type='DefaultSampler', shuffle=True).
+img_size = 224
+train_pipeline = [
+    dict(type='SampleCaption'),
+    dict(type='TokenizeText'),
+    dict(type='LoadImageRGB'),
+    dict(type='RandomResizedCrop', scale=img_size,
+         crop_ratio_range=(0.9, 1.0), interpolation='bicubic',
+         backend='pillow'),
+    dict(type='PackImageText'),
+]
+batch_size = 512  # per GPU
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=None,  # an IterableDataset: the dataset shards itself
+    dataset=dict(
+        type='WebDatasetShards',
+        shards='data/cc3m/{00000..00331}.tar',
+        num_samples=2_800_000,  # samples per epoch, over all ranks
+        batch_size=batch_size,
+        pipeline=train_pipeline),
+)
