@@ -11,13 +11,21 @@ Rows (ViT-B/32, random weights, inference under ``torch.inference_mode``):
   library gets the same 77-token ids that OpenAI's / open_clip's tokenizer
   produce;
 - tokenizer, captions/s on 20k distinct short captions;
+- train step (forward + backward + AdamW step of the contrastive loss on
+  image-caption pairs; mmclip's model + CLIPContrastiveHead, open_clip's
+  model + ClipLoss, transformers' ``return_loss=True``), samples/s, fp32
+  weights with bf16 autocast on CUDA; on CUDA also the memory that step
+  allocates on top of the resident models, gradient checkpointing on in
+  every library;
 
-each the best of ``--repeats`` timed runs after a warm-up, then the ratio of
-mmclip to each peer. Machines are noisy: compare ratios from one run.
+each the best of ``--repeats`` rounds after a warm-up, the libraries taking
+turns within each round, then the ratio of mmclip to each peer. Machines are
+noisy: compare ratios from one run.
 """
 import argparse
 import platform
 import time
+from functools import partial
 from typing import Callable, Dict, Optional
 
 import torch
@@ -29,18 +37,25 @@ LABELS = [
 ]
 
 
-def best_rate(fn: Callable[[], object], items: int, repeats: int,
-              sync: Callable[[], None]) -> float:
-    """Best items/s of ``repeats`` timed calls after one warm-up call."""
-    fn()
-    sync()
-    best = float('inf')
-    for _ in range(repeats):
-        start = time.perf_counter()
+def best_rates(fns: Dict[str, Callable[[], object]], items: int, repeats: int,
+               sync: Callable[[], None]) -> Dict[str, float]:
+    """Best items/s per library over ``repeats`` rounds after a warm-up.
+
+    Each round runs every library once, in turn, so slow drifts of the
+    machine (other load, clocks) hit all libraries alike instead of whichever
+    happens to be measured last.
+    """
+    best = {name: float('inf') for name in fns}
+    for fn in fns.values():
         fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return items / best
+    sync()
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: items / t for name, t in best.items()}
 
 
 def build_models(device: str, dtype: torch.dtype) -> Dict[str, object]:
@@ -72,6 +87,91 @@ def encoders(models: dict):
     }
 
 
+def train_steps(models: dict, head, device: str, amp: bool):
+    """One training step callable per library (model already in train
+    mode; same AdamW settings everywhere)."""
+    import open_clip
+    clip_loss = open_clip.ClipLoss()
+    ours, oc, hf = (models['mmclip'], models['open_clip'],
+                    models['transformers'])
+
+    def loss_fns(x, ids):
+        return {
+            'mmclip': lambda: head.loss(
+                ours.encode_image(x, normalize=True),
+                ours.encode_text(ids, normalize=True),
+                ours.logit_scale)['loss'],
+            'open_clip': lambda: clip_loss(*oc(x, ids)),
+            'transformers': lambda: hf(
+                input_ids=ids, pixel_values=x, return_loss=True).loss,
+        }
+
+    def make(name, x, ids):
+        opt = torch.optim.AdamW(models[name].parameters(), lr=1e-5)
+        fn = loss_fns(x, ids)[name]
+
+        def step():
+            with torch.autocast(device.split(':')[0], torch.bfloat16,
+                                enabled=amp):
+                loss = fn()
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        return step
+    return make
+
+
+def measure_training(args, sync) -> Dict[str, Dict[str, Optional[float]]]:
+    """The train-step row, and on CUDA the peak-memory row."""
+    import open_clip
+    from mmclip.registry import MODELS
+    device, amp = args.device, args.dtype == 'bf16'
+    torch.manual_seed(0)
+    models = build_models(device, torch.float32)
+    head = MODELS.build(dict(type='CLIPContrastiveHead'))
+    make = train_steps(models, head, device, amp)
+    x = torch.randn(args.train_batch, 3, 224, 224, device=device)
+    ids = open_clip.tokenize(make_prompts(args.train_batch)).to(device)
+    for model in models.values():
+        model.train()
+    rows = {'train step (samples/s)': best_rates(
+        {name: make(name, x, ids) for name in models}, len(x), args.repeats,
+        sync)}
+    cuda = device.startswith('cuda')
+    if not cuda:
+        return rows
+    # Memory of one step above what is already allocated (all models and
+    # their optimizer states), so each library is charged only its own
+    # activations and gradients.
+    key = 'train step memory, grad ckpt (GiB)'
+    rows[key] = {}
+    for name, model in models.items():
+        set_grad_checkpointing(name, model)
+        step = make(name, x, ids)
+        step()  # its optimizer state exists before the measured step
+        sync()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        sync()
+        rows[key][name] = (torch.cuda.max_memory_allocated() - base) / 2**30
+    return rows
+
+
+def set_grad_checkpointing(name: str, model) -> None:
+    if name == 'transformers':
+        model.gradient_checkpointing_enable()
+    elif name == 'mmclip':
+        model.backbone.set_grad_checkpointing(True)
+        model.text_encoder.set_grad_checkpointing(True)
+    else:
+        model.set_grad_checkpointing(True)
+
+
+def make_prompts(n: int):
+    return [f'a photo of a {LABELS[i % len(LABELS)]}.' for i in range(n)]
+
+
 def run(args) -> Dict[str, Dict[str, Optional[float]]]:
     """Measure every row; returns ``{row: {library: rate}}``."""
     import open_clip
@@ -85,26 +185,27 @@ def run(args) -> Dict[str, Dict[str, Optional[float]]]:
     models = build_models(device, dtype)
     images = torch.randn(args.image_batch, 3, 224, 224, device=device,
                          dtype=dtype)
-    prompts = [f'a photo of a {LABELS[i % len(LABELS)]}.'
-               for i in range(args.text_batch)]
-    ids = open_clip.tokenize(prompts).to(device)
+    ids = open_clip.tokenize(make_prompts(args.text_batch)).to(device)
     results = {'image encode (img/s)': {}, 'text encode (txt/s)': {},
                'tokenizer (captions/s)': {}}
+    encs = encoders(models)
     with torch.inference_mode():
-        for name, (enc_img, enc_txt) in encoders(models).items():
-            results['image encode (img/s)'][name] = best_rate(
-                lambda: enc_img(images), len(images), args.repeats, sync)
-            results['text encode (txt/s)'][name] = best_rate(
-                lambda: enc_txt(ids), len(ids), args.repeats, sync)
+        results['image encode (img/s)'] = best_rates(
+            {k: partial(img, images) for k, (img, _) in encs.items()},
+            len(images), args.repeats, sync)
+        results['text encode (txt/s)'] = best_rates(
+            {k: partial(txt, ids) for k, (_, txt) in encs.items()}, len(ids),
+            args.repeats, sync)
     captions = make_benchmark_captions(args.captions, seed=0)
     ours, theirs = CLIPBPETokenizer(), open_clip.tokenizer.SimpleTokenizer()
     assert torch.equal(ours(captions[:200]), theirs(captions[:200]))
-    row = results['tokenizer (captions/s)']
-    row['mmclip'] = best_rate(lambda: ours(captions), len(captions),
-                              args.repeats, lambda: None)
-    row['open_clip'] = best_rate(lambda: theirs(captions), len(captions),
-                                 args.repeats, lambda: None)
+    row = best_rates({'mmclip': partial(ours, captions),
+                      'open_clip': partial(theirs, captions)}, len(captions),
+                     args.repeats, lambda: None)
     row['transformers'] = None  # its CLIP tokenizer needs hub files
+    results['tokenizer (captions/s)'] = row
+    del models
+    results.update(measure_training(args, sync))
     return results
 
 
@@ -114,7 +215,8 @@ def format_table(results: dict) -> str:
              'mmclip / open_clip | mmclip / transformers |',
              '|---|---|---|---|---|---|']
     for row, rates in results.items():
-        cells = [f'{rates[k]:,.1f}' if rates.get(k) else '—'
+        digits = 2 if 'GiB' in row else 1
+        cells = [f'{rates[k]:,.{digits}f}' if rates.get(k) else '—'
                  for k in ('mmclip', 'open_clip', 'transformers')]
         ratios = [f'{rates["mmclip"] / rates[k]:.2f}x' if rates.get(k) else '—'
                   for k in ('open_clip', 'transformers')]
@@ -135,13 +237,14 @@ def parse_args(argv=None):
     p.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'])
     p.add_argument('--image-batch', type=int, default=16)
     p.add_argument('--text-batch', type=int, default=64)
-    p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--train-batch', type=int, default=32)
+    p.add_argument('--repeats', type=int, default=5)
     p.add_argument('--captions', type=int, default=20000)
     p.add_argument('--quick', action='store_true',
                    help='tiny sizes: checks the tool runs, not speed')
     args = p.parse_args(argv)
     if args.quick:
-        args.image_batch, args.text_batch = 1, 2
+        args.image_batch, args.text_batch, args.train_batch = 1, 2, 2
         args.repeats, args.captions = 1, 200
     return args
 
@@ -150,8 +253,8 @@ def main(argv=None) -> str:
     args = parse_args(argv)
     table = format_table(run(args))
     print(f'ViT-B/32, {args.dtype}, {describe_machine(args.device)}; image '
-          f'batch {args.image_batch}, text batch {args.text_batch}, best of '
-          f'{args.repeats}')
+          f'batch {args.image_batch}, text batch {args.text_batch}, train '
+          f'batch {args.train_batch}, best of {args.repeats}')
     print(table)
     return table
 

@@ -7,12 +7,12 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 
 from mmclip.registry import MODELS
-from ..layers import Transformer, freeze, resize_grid_pos_embed
+from ..layers import TowerMixin, Transformer, resize_grid_pos_embed
 from ..utils import resolve_arch
 
 
 @MODELS.register_module()
-class CLIPVisionTransformer(BaseModule):
+class CLIPVisionTransformer(TowerMixin, BaseModule):
     """CLIP Vision Transformer (image tower).
 
     conv patch embedding (no bias) -> prepend class token -> + absolute
@@ -192,32 +192,9 @@ class CLIPVisionTransformer(BaseModule):
             x = x @ self.proj
         return (x, )
 
-    def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
-        freeze(self.conv1, self.class_embedding, self.positional_embedding,
-               self.ln_pre)
-        for block in self.transformer.resblocks[:self.frozen_stages]:
-            freeze(block)
-        if self.frozen_stages >= self.transformer.num_layers:
-            freeze(self.ln_post, self.proj)
+    def stem_parts(self) -> tuple:
+        return (self.conv1, self.class_embedding, self.positional_embedding,
+                self.ln_pre)
 
-    def lock(self, unlocked_layers: int = 0):
-        """Freeze the tower (LiT-style), leaving the last blocks trainable.
-
-        Args:
-            unlocked_layers (int): How many of the last blocks (plus
-                ``ln_post`` and ``proj``) stay trainable; 0 freezes all.
-                Defaults to 0.
-        """
-        self.frozen_stages = self.transformer.num_layers - unlocked_layers
-        self._freeze_stages()
-
-    def set_grad_checkpointing(self, enable: bool = True):
-        """Turn gradient checkpointing of the blocks on or off."""
-        self.transformer.grad_checkpointing = enable
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()  # keep frozen parts in eval mode
-        return self
+    def head_parts(self) -> tuple:
+        return (self.ln_post, self.proj)

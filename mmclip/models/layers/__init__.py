@@ -1,9 +1,9 @@
 from .pos_embed import resize_grid_pos_embed
 from .transformer import (QuickGELU, ResidualAttentionBlock, SelfAttention,
                           Transformer, build_activation)
-from .utils import freeze
+from .utils import TowerMixin, freeze
 
 __all__ = [
-    'QuickGELU', 'ResidualAttentionBlock', 'SelfAttention', 'Transformer',
+    'QuickGELU', 'ResidualAttentionBlock', 'TowerMixin', 'SelfAttention', 'Transformer',
     'build_activation', 'freeze', 'resize_grid_pos_embed'
 ]

@@ -6,12 +6,12 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 
 from mmclip.registry import MODELS
-from ..layers import Transformer, freeze
+from ..layers import TowerMixin, Transformer
 from ..utils import resolve_arch
 
 
 @MODELS.register_module()
-class CLIPTextTransformer(BaseModule):
+class CLIPTextTransformer(TowerMixin, BaseModule):
     """CLIP text encoder.
 
     token embedding + position embedding -> causal pre-norm blocks ->
@@ -143,26 +143,8 @@ class CLIPTextTransformer(BaseModule):
         x = self.ln_final(x[torch.arange(x.shape[0], device=x.device), index])
         return (x @ self.text_projection, )
 
-    def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
-        freeze(self.token_embedding, self.positional_embedding)
-        for block in self.transformer.resblocks[:self.frozen_stages]:
-            freeze(block)
-        if self.frozen_stages >= self.transformer.num_layers:
-            freeze(self.ln_final, self.text_projection)
+    def stem_parts(self) -> tuple:
+        return (self.token_embedding, self.positional_embedding)
 
-    def lock(self, unlocked_layers: int = 0):
-        """Freeze the tower, leaving the last ``unlocked_layers`` blocks (and
-        ``ln_final``/``text_projection`` when > 0) trainable."""
-        self.frozen_stages = self.transformer.num_layers - unlocked_layers
-        self._freeze_stages()
-
-    def set_grad_checkpointing(self, enable: bool = True):
-        """Turn gradient checkpointing of the blocks on or off."""
-        self.transformer.grad_checkpointing = enable
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        return self
+    def head_parts(self) -> tuple:
+        return (self.ln_final, self.text_projection)
