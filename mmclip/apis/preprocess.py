@@ -46,12 +46,25 @@ def _to_bgr_array(image: ImageLike) -> np.ndarray:
     return np.ascontiguousarray(image[..., 2::-1])  # RGB(A) -> BGR
 
 
+def _config_test_pipeline(cfg):
+    """A config's evaluation pipeline: ``test_pipeline``, else the test
+    dataloader's; None when the config has neither."""
+    if cfg is None:
+        return None
+    if cfg.get('test_pipeline'):
+        return list(cfg.test_pipeline)
+    try:
+        return list(cfg.test_dataloader.dataset.pipeline)
+    except AttributeError:
+        return None
+
+
 def preprocess_images(model: torch.nn.Module,
                       images: Sequence[ImageLike]) -> torch.Tensor:
     """Resize, crop and normalise images as the model's config says.
 
-    Uses the config's test pipeline (``test_dataloader.dataset.pipeline``,
-    without its file-loading step) when the model carries a config, else
+    Uses the config's evaluation pipeline (``test_pipeline``, else
+    ``test_dataloader.dataset.pipeline``; file loading steps dropped) when the model carries a config, else
     :func:`default_clip_pipeline` at the image tower's ``img_size``; then the
     model's data preprocessor (OpenAI mean/std, BGR -> RGB).
 
@@ -66,10 +79,8 @@ def preprocess_images(model: torch.nn.Module,
     from mmclip.registry import TRANSFORMS
     import mmclip.datasets  # noqa: F401 (fills the transform registry)
     cfg = getattr(model, 'cfg', None)
-    try:
-        pipeline = list(cfg.test_dataloader.dataset.pipeline)
-    except AttributeError:
-        pipeline = default_clip_pipeline(model.backbone.img_size)
+    pipeline = _config_test_pipeline(cfg) or default_clip_pipeline(
+        model.backbone.img_size)
     transforms = [
         TRANSFORMS.build(t) for t in pipeline
         if t['type'] not in ('LoadImageFromFile', 'LoadImageFromNDArray')

@@ -44,8 +44,9 @@ class CLIPModel(BaseModel):
             ``ln(1 / 0.07)`` as in the CLIP paper.
         head (dict, optional): Training head that computes the contrastive
             loss from both embeddings. Defaults to None.
-        zero_shot_head (dict, optional): Head that classifies image embeddings
-            against class-name prompts. Defaults to None.
+        predict_head (dict, optional): Head behind ``mode='predict'``: a
+            zero-shot classifier of image embeddings against class-name
+            prompts, or a retrieval head. Defaults to None.
         data_preprocessor (dict, optional): Defaults to mmpretrain's
             ``ClsDataPreprocessor`` with OpenAI's mean/std and BGR->RGB.
         init_cfg (dict, optional): mmengine init config.
@@ -57,7 +58,7 @@ class CLIPModel(BaseModel):
                  tokenizer: Union[dict, object] = dict(type='CLIPBPETokenizer'),
                  logit_scale_init: float = math.log(1 / 0.07),
                  head: Optional[dict] = None,
-                 zero_shot_head: Optional[dict] = None,
+                 predict_head: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         if data_preprocessor is None:
@@ -75,8 +76,8 @@ class CLIPModel(BaseModel):
         self.tokenizer = _build(TOKENIZER, tokenizer)
         self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
         self.head = _build(MODELS, head) if head else None
-        self.zero_shot_head = (
-            _build(MODELS, zero_shot_head) if zero_shot_head else None)
+        self.predict_head = (
+            _build(MODELS, predict_head) if predict_head else None)
 
     @property
     def embed_dims(self) -> int:
@@ -179,17 +180,17 @@ class CLIPModel(BaseModel):
                 ``'loss'``, labels for ``'predict'``).
             mode (str): ``'tensor'`` returns image embeddings ``(B, D)``;
                 ``'loss'`` a dict of losses from ``head``; ``'predict'`` data
-                samples with scores from ``zero_shot_head``.
+                samples with predictions from ``predict_head``.
         """
         if mode == 'tensor':
             return self.encode_image(inputs)
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         if mode == 'predict':
-            if self.zero_shot_head is None:
+            if self.predict_head is None:
                 raise RuntimeError(
-                    "CLIPModel has no zero-shot head: mode='predict' needs "
-                    "zero_shot_head=dict(type=...) in the model config.")
-            return self.zero_shot_head.predict(self, inputs, data_samples)
+                    "CLIPModel has no predict head: mode='predict' needs "
+                    "predict_head=dict(type=...) in the model config.")
+            return self.predict_head.predict(self, inputs, data_samples)
         raise ValueError(f"Invalid mode {mode!r}: use 'tensor', 'loss' or "
                          "'predict'.")

@@ -38,7 +38,7 @@ def test_forward_modes(model):
         model(images, mode='tensor'), model.encode_image(images))
     with pytest.raises(RuntimeError, match="mode='loss' needs head"):
         model(images, mode='loss')
-    with pytest.raises(RuntimeError, match='zero_shot_head'):
+    with pytest.raises(RuntimeError, match='predict_head'):
         model(images, mode='predict')
     with pytest.raises(ValueError, match='Invalid mode'):
         model(images, mode='bogus')
