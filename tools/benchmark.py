@@ -11,6 +11,10 @@ Rows (ViT-B/32, random weights, inference under ``torch.inference_mode``):
   library gets the same 77-token ids that OpenAI's / open_clip's tokenizer
   produce;
 - tokenizer, captions/s on 20k distinct short captions;
+- zero-shot classifier build (class names x OpenAI's 80 ImageNet templates
+  through the text tower, mmclip's ``build_zero_shot_classifier`` vs
+  open_clip's), classes/s; ``--zs-classes`` (default 10 on CPU: open_clip
+  needs ~15 s a class here), timed once after a one-class warm-up;
 - train step (forward + backward + AdamW step of the contrastive loss on
   image-caption pairs; mmclip's model + CLIPContrastiveHead, open_clip's
   model + ClipLoss, transformers' ``return_loss=True``), samples/s, fp32
@@ -168,6 +172,34 @@ def set_grad_checkpointing(name: str, model) -> None:
         model.set_grad_checkpointing(True)
 
 
+def measure_classifier_build(models: dict, args, sync) -> dict:
+    """Classes/s building a zero-shot classifier, mmclip vs open_clip."""
+    import open_clip
+    from mmclip.datasets.zero_shot_data import (OPENAI_IMAGENET_TEMPLATES,
+                                                resolve_classnames)
+    from mmclip.models.utils import build_zero_shot_classifier
+    classes = list(resolve_classnames('imagenet')[:args.zs_classes])
+    templates = list(OPENAI_IMAGENET_TEMPLATES[:args.zs_templates])
+    tokenizer = open_clip.get_tokenizer('ViT-B-32')
+    fns = {
+        'mmclip': lambda names: build_zero_shot_classifier(
+            models['mmclip'], names, templates),
+        'open_clip': lambda names: open_clip.build_zero_shot_classifier(
+            models['open_clip'], tokenizer, names, templates,
+            num_classes_per_batch=10, device=args.device),
+    }
+    rates = {'transformers': None}
+    for fn in fns.values():
+        fn(classes[:1])  # warm-up on one class
+    for name, fn in fns.items():  # a single timed run: open_clip is slow
+        sync()
+        start = time.perf_counter()
+        fn(classes)
+        sync()
+        rates[name] = len(classes) / (time.perf_counter() - start)
+    return rates
+
+
 def make_prompts(n: int):
     return [f'a photo of a {LABELS[i % len(LABELS)]}.' for i in range(n)]
 
@@ -204,6 +236,9 @@ def run(args) -> Dict[str, Dict[str, Optional[float]]]:
                      args.repeats, lambda: None)
     row['transformers'] = None  # its CLIP tokenizer needs hub files
     results['tokenizer (captions/s)'] = row
+    with torch.inference_mode():
+        results['zero-shot classifier build (classes/s)'] = \
+            measure_classifier_build(models, args, sync)
     del models
     results.update(measure_training(args, sync))
     return results
@@ -238,6 +273,8 @@ def parse_args(argv=None):
     p.add_argument('--image-batch', type=int, default=16)
     p.add_argument('--text-batch', type=int, default=64)
     p.add_argument('--train-batch', type=int, default=32)
+    p.add_argument('--zs-classes', type=int, default=10)
+    p.add_argument('--zs-templates', type=int, default=80)
     p.add_argument('--repeats', type=int, default=5)
     p.add_argument('--captions', type=int, default=20000)
     p.add_argument('--quick', action='store_true',
@@ -245,6 +282,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.image_batch, args.text_batch, args.train_batch = 1, 2, 2
+        args.zs_classes, args.zs_templates = 2, 2
         args.repeats, args.captions = 1, 200
     return args
 

@@ -1,10 +1,12 @@
 from .model import find_config, get_model, load_pretrained
 from .preprocess import default_clip_pipeline, preprocess_images
+from .test import prepare_test_config, test
 from .train import prepare_train_config, train
 from .zero_shot import zero_shot_accuracy, zero_shot_scores
 
 __all__ = [
     'default_clip_pipeline', 'find_config', 'get_model', 'load_pretrained',
-    'prepare_train_config', 'preprocess_images', 'train',
+    'prepare_test_config', 'prepare_train_config', 'preprocess_images',
+    'test', 'train',
     'zero_shot_accuracy', 'zero_shot_scores'
 ]

@@ -11,6 +11,7 @@ from .bad_samples import (BAD_REASON_KEY, BadSampleTracker,
 from .base_dataset import ImageTextBaseDataset, build_pipeline
 from .classification_text import ClassificationTextDataset
 from .coco_caption import CocoCaptionDataset
+from .csv_classification import CsvClassificationDataset  # noqa: F401
 from .image_text import ImageTextDataset
 from .pipelines import clip_test_pipeline, clip_train_pipeline
 from .shards import expand_braces, iter_tar_samples, list_shards

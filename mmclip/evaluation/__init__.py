@@ -1,6 +1,16 @@
-"""mmclip.evaluation (its own modules come with later work).
+"""mmclip.evaluation: retrieval and linear-probe metrics and utilities.
 
 Importing mmpretrain's counterpart fills the parent registry that mmclip's
 registry falls back to.
 """
 import mmpretrain.evaluation  # noqa: F401
+
+from .linear_probe import extract_features, linear_probe
+from .metrics import *  # noqa: F401,F403
+from .metrics import (ImageTextRetrievalMetric, LinearProbeMetric,
+                      retrieval_metrics)
+
+__all__ = [
+    'extract_features', 'linear_probe', 'ImageTextRetrievalMetric',
+    'LinearProbeMetric', 'retrieval_metrics'
+]

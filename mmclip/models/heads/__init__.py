@@ -1,4 +1,9 @@
 from .contrastive_head import CLIPContrastiveHead
+from .retrieval_head import ImageTextRetrievalHead
 from .siglip_head import SigLIPHead, sigmoid_loss
+from .zero_shot_head import ZeroShotClsHead
 
-__all__ = ['CLIPContrastiveHead', 'SigLIPHead', 'sigmoid_loss']
+__all__ = [
+    'CLIPContrastiveHead', 'SigLIPHead', 'sigmoid_loss',
+    'ImageTextRetrievalHead', 'ZeroShotClsHead'
+]

@@ -1,5 +1,5 @@
 """Zero-shot classifiers built from class names and prompt templates."""
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -9,7 +9,9 @@ import torch.nn.functional as F
 def build_zero_shot_classifier(model,
                                classnames: Sequence[str],
                                templates: Sequence[str],
-                               batch_size: int = 256) -> torch.Tensor:
+                               batch_size: int = 256,
+                               progress: Optional[Callable[[int], None]] = None
+                               ) -> torch.Tensor:
     """Text-embedding classifier, as in the CLIP paper's prompt ensembling.
 
     Every class gets the mean of its L2-normalised prompt embeddings
@@ -20,6 +22,10 @@ def build_zero_shot_classifier(model,
         classnames (Sequence[str]): ``C`` class names.
         templates (Sequence[str]): ``T`` templates with one ``{}``.
         batch_size (int): Prompts per text-encoder call. Defaults to 256.
+        progress (callable, optional): Called after every text-encoder call
+            with the number of prompts it embedded (e.g. a progress bar's
+            ``update``); ``len(classnames) * len(templates)`` in total.
+            Defaults to None.
 
     Returns:
         Tensor: ``(D, C)`` weights; logits are ``scale * img @ weights``.
@@ -36,5 +42,7 @@ def build_zero_shot_classifier(model,
     for i in range(0, len(prompts), batch_size):
         ids = model.tokenizer(prompts[i:i + batch_size], truncate=True)
         feats.append(model.encode_text(ids, normalize=True).float())
+        if progress is not None:
+            progress(len(ids))
     feats = torch.cat(feats).view(len(classnames), len(templates), -1)
     return F.normalize(F.normalize(feats, dim=-1).mean(1), dim=-1).t()

@@ -1,0 +1,196 @@
+"""ZeroShotClsHead: classifier parity with open_clip, caching, predictions."""
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmclip.datasets.zero_shot_data import (OPENAI_CIFAR_TEMPLATES,
+                                            OPENAI_IMAGENET_TEMPLATES,
+                                            OPENAI_IMAGENET_TEMPLATES_7,
+                                            resolve_classnames,
+                                            resolve_templates)
+from mmclip.models.heads import ZeroShotClsHead
+from mmclip.models.utils import build_zero_shot_classifier
+from mmclip.registry import MODELS
+
+
+@pytest.fixture
+def model(tiny_clip_cfg):
+    import mmclip.models  # noqa: F401
+    return MODELS.build(tiny_clip_cfg).eval()
+
+
+def _forbid_text_forward(monkeypatch, model):
+
+    def boom(*args, **kwargs):
+        raise AssertionError('text tower ran although the cache should hit')
+
+    monkeypatch.setattr(model, 'encode_text', boom)
+
+
+def test_template_and_classname_sets(tmp_path):
+    assert len(OPENAI_IMAGENET_TEMPLATES) == 80
+    assert len(set(OPENAI_IMAGENET_TEMPLATES)) == 80
+    assert set(OPENAI_IMAGENET_TEMPLATES_7) <= set(OPENAI_IMAGENET_TEMPLATES)
+    assert len(OPENAI_CIFAR_TEMPLATES) == 18
+    assert len(resolve_classnames('imagenet')) == 1000
+    assert len(resolve_classnames('cifar10')) == 10
+    assert len(resolve_classnames('cifar100')) == 100
+    assert resolve_classnames('digits')[7] == 'seven'
+    assert len(resolve_templates('digits')) == 3
+    path = tmp_path / 'names.txt'
+    path.write_text('cat\n\ndog\n')
+    assert resolve_classnames(str(path)) == ('cat', 'dog')
+    with pytest.raises(ValueError, match='openai_imagenet'):
+        resolve_templates('openai')
+    with pytest.raises(ValueError, match='must contain'):
+        resolve_templates(['no placeholder'])
+    with pytest.raises(FileNotFoundError, match='one per line'):
+        resolve_classnames(str(tmp_path / 'missing.txt'))
+    with pytest.raises(ValueError, match='learned'):
+        ZeroShotClsHead('digits', 'digits', logit_scale='auto')
+
+
+def test_parity_with_open_clip(tmp_path):
+    """Same weights -> the same (D, C) classifier as open_clip's."""
+    import open_clip
+    from mmclip.converters import ActivationWarning, convert_checkpoint
+    torch.manual_seed(0)
+    oc = open_clip.CLIP(
+        embed_dim=32,
+        vision_cfg=dict(layers=1, width=64, patch_size=8, image_size=32),
+        text_cfg=dict(context_length=77, vocab_size=49408, width=64,
+                      heads=1, layers=2),
+        quick_gelu=True).eval()
+    torch.save(oc.state_dict(), tmp_path / 'oc.pt')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', ActivationWarning)
+        sd, meta = convert_checkpoint(
+            str(tmp_path / 'oc.pt'), act='quick_gelu')
+    import mmclip.models  # noqa: F401
+    from mmclip.models.multimodal.clip_model import CLIPModel
+    ours = CLIPModel(**meta['model_cfg'],
+                     tokenizer=dict(type='CLIPBPETokenizer')).eval()
+    ours.load_state_dict(sd, strict=True)
+
+    classnames = list(resolve_classnames('imagenet')[:20])
+    templates = list(OPENAI_IMAGENET_TEMPLATES)
+    expected = open_clip.build_zero_shot_classifier(
+        oc, tokenizer=open_clip.get_tokenizer('ViT-B-32'),
+        classnames=classnames, templates=templates, num_classes_per_batch=7)
+    head = ZeroShotClsHead(classnames, templates, cache_dir=None,
+                           batch_size=300)
+    got = head.get_classifier(ours)
+    assert got.shape == expected.shape == (32, 20)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_disk_cache_hit_and_miss(tmp_path, model, monkeypatch):
+    names, templates = ['cat', 'dog', 'car'], ['a photo of a {}.', '{}!']
+    head = ZeroShotClsHead(names, templates, cache_dir=str(tmp_path))
+    first = head.get_classifier(model)
+    files = list(tmp_path.glob('*.pt'))
+    assert len(files) == 1 and files[0] == tmp_path / (
+        head.cache_key(model) + '.pt')
+    # A plain tensor, readable without unpickling code.
+    stored = torch.load(files[0], weights_only=True)
+    assert isinstance(stored, torch.Tensor)
+    torch.testing.assert_close(stored, first)
+    torch.testing.assert_close(
+        first, build_zero_shot_classifier(model, names, templates))
+
+    # A fresh head (empty memory) with the same inputs: no text forward.
+    _forbid_text_forward(monkeypatch, model)
+    again = ZeroShotClsHead(names, templates, cache_dir=str(tmp_path))
+    torch.testing.assert_close(again.get_classifier(model), first)
+    monkeypatch.undo()
+
+    # Changed templates (or class names) miss the cache.
+    other = ZeroShotClsHead(names, templates[:1], cache_dir=str(tmp_path))
+    calls = []
+    orig = model.encode_text
+    monkeypatch.setattr(model, 'encode_text',
+                        lambda *a, **k: calls.append(1) or orig(*a, **k))
+    other.get_classifier(model)
+    assert calls and len(list(tmp_path.glob('*.pt'))) == 2
+    assert other.cache_key(model) != head.cache_key(model)
+
+
+def test_cache_key_follows_text_weights(tmp_path, model):
+    head = ZeroShotClsHead(['a', 'b'], ['{}'], cache_dir=str(tmp_path))
+    key = head.cache_key(model)
+    first = head.get_classifier(model)
+    # Changing the image tower does not touch the classifier ...
+    with torch.no_grad():
+        next(model.backbone.parameters()).add_(1.)
+    assert head.cache_key(model) == key
+    # ... changing the text tower (here through load_state_dict, as a new
+    # checkpoint would) invalidates both the disk key and the memory copy.
+    state = model.state_dict()
+    state['text_encoder.text_projection'] = torch.randn_like(
+        state['text_encoder.text_projection'])
+    model.load_state_dict(state)
+    assert head.cache_key(model) != key
+    second = head.get_classifier(model)
+    assert not torch.allclose(first, second)
+    torch.testing.assert_close(
+        second, build_zero_shot_classifier(model, ['a', 'b'], ['{}']))
+
+
+def test_in_memory_reuse(model, monkeypatch):
+    head = ZeroShotClsHead(['a', 'b'], ['{}'], cache_dir=None)
+    first = head.get_classifier(model)
+    _forbid_text_forward(monkeypatch, model)
+    assert head.get_classifier(model) is first
+    head.reset()
+    with pytest.raises(AssertionError, match='cache should hit'):
+        head.get_classifier(model)
+
+
+def test_unreadable_cache_is_rebuilt(tmp_path, model):
+    head = ZeroShotClsHead(['a', 'b'], ['{}'], cache_dir=str(tmp_path))
+    path = head.cache_path(model)
+    tmp_path.joinpath(path.split('/')[-1]).write_bytes(b'not a tensor')
+    weights = head.get_classifier(model)
+    assert weights.shape[1] == 2
+    assert torch.load(path, weights_only=True).shape == weights.shape
+
+
+@pytest.mark.parametrize('scale', [100., 'learned'])
+def test_predict_and_mmpretrain_accuracy(model, scale):
+    from mmpretrain.evaluation import Accuracy
+    from mmpretrain.structures import DataSample
+    names = [f'class {i}' for i in range(7)]
+    model.predict_head = ZeroShotClsHead(
+        names, ['a photo of {}.'], logit_scale=scale, cache_dir=None)
+    torch.manual_seed(1)
+    images = torch.randn(6, 3, 32, 32)
+    gts = [3, 1, 4, 1, 5, 0]
+    samples = [DataSample().set_gt_label(g) for g in gts]
+    with torch.no_grad():
+        out = model(images, samples, mode='predict')
+    assert out[0] is samples[0] and int(out[2].gt_label) == 4
+
+    img = model.encode_image(images, normalize=True)
+    weights = build_zero_shot_classifier(model, names, ['a photo of {}.'])
+    factor = 100. if scale == 100. else model.logit_scale.exp()
+    probs = F.softmax(factor * img @ weights, dim=-1)
+    got = torch.stack([s.pred_score for s in out])
+    torch.testing.assert_close(got, probs.detach(), atol=1e-5, rtol=1e-5)
+    assert [int(s.pred_label) for s in out] == probs.argmax(-1).tolist()
+
+    metric = Accuracy(topk=(1, 5))
+    metric.process(None, [s.to_dict() for s in out])
+    result = metric.evaluate(len(out))
+    ranked = probs.argsort(-1, descending=True)
+    target = torch.tensor(gts)[:, None]
+    for k in (1, 5):
+        direct = 100. * (ranked[:, :k] == target).any(-1).float().mean()
+        assert result[f'accuracy/top{k}'] == pytest.approx(
+            float(direct), abs=1e-4)
+
+    # Without data samples the head makes new ones.
+    with torch.no_grad():
+        fresh = model.predict_head.predict(model, images)
+    assert len(fresh) == 6 and 'gt_label' not in fresh[0]
