@@ -1,4 +1,5 @@
 """CLIPContrastiveHead on one process: by hand, and against open_clip."""
+import importlib
 import math
 
 import pytest
@@ -67,7 +68,7 @@ def test_output_dict_for_mmengine():
 @pytest.mark.parametrize('dtype,tol', [(torch.float64, 1e-12),
                                        (torch.float32, 1e-6)])
 def test_matches_open_clip(dtype, tol):
-    ClipLoss = pytest.importorskip('open_clip.loss').ClipLoss
+    ClipLoss = importlib.import_module('open_clip.loss').ClipLoss
     img, txt = _random_pairs(dtype=dtype)
     img.requires_grad_()
     txt.requires_grad_()

@@ -1,4 +1,5 @@
 """SigLIPHead on one process: by hand, and against open_clip."""
+import importlib
 import math
 
 import pytest
@@ -79,7 +80,7 @@ def test_output_dict():
 @pytest.mark.parametrize('dtype,tol', [(torch.float64, 1e-12),
                                        (torch.float32, 1e-6)])
 def test_matches_open_clip(dtype, tol):
-    SigLipLoss = pytest.importorskip('open_clip.loss').SigLipLoss
+    SigLipLoss = importlib.import_module('open_clip.loss').SigLipLoss
     img, txt = _random_pairs(dtype=dtype)
     img.requires_grad_()
     txt.requires_grad_()
