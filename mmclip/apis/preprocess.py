@@ -25,16 +25,20 @@ def default_clip_pipeline(img_size: int) -> List[dict]:
 
 
 def _to_bgr_array(image: ImageLike) -> np.ndarray:
-    """Load ``image`` as an ``(H, W, 3)`` uint8 BGR array (mmcv's layout)."""
+    """Load ``image`` as an ``(H, W, 3)`` uint8 BGR array (mmcv's layout),
+    with the training loader's decoding (EXIF orientation, CMYK, 16-bit,
+    transparency)."""
+    from mmclip.datasets.transforms.loading import (decode_image,
+                                                    pil_to_rgb_array)
     if isinstance(image, str):
         try:
-            with Image.open(image) as im:
-                image = im.convert('RGB')
-        except (OSError, ValueError) as err:
+            with open(image, 'rb') as f:
+                image = decode_image(f.read())
+        except Exception as err:  # PIL raises several types
             raise ValueError(f'Cannot read image {image!r}: {err}. Check the '
                              'file is a readable image.') from None
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert('RGB'))
+    elif isinstance(image, Image.Image):
+        image = pil_to_rgb_array(image)
     image = np.asarray(image)
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)

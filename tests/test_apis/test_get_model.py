@@ -122,3 +122,24 @@ def test_init_cfg_pretrained_goes_through_the_safe_loader(tmp_path, tiny_cfg):
     model = MODELS.build(cfg.model)
     with pytest.raises(UnsafeCheckpointError):
         model.init_weights()
+
+
+def test_preprocess_decodes_odd_modes_and_names_unreadable_files(tmp_path,
+                                                                 tiny_cfg):
+    from PIL import Image
+    model = get_model(tiny_cfg)
+    Image.new('CMYK', (40, 30), (0, 255, 0, 0)).save(tmp_path / 'cmyk.jpg')
+    rgba = Image.new('RGBA', (30, 30), (255, 0, 0, 0))  # fully transparent
+    images = preprocess_images(model, [str(tmp_path / 'cmyk.jpg'), rgba])
+    assert images.shape == (2, 3, 32, 32)
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073])[:, None, None]
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711])[:, None, None]
+    pixels = images * std + mean  # back to 0..1 RGB
+    # CMYK magenta -> RGB (1, 0, 1); transparent -> white background
+    torch.testing.assert_close(pixels[0, :, 16, 16], torch.tensor(
+        [1., 0., 1.]), atol=0.03, rtol=0)
+    torch.testing.assert_close(pixels[1, :, 16, 16], torch.ones(3),
+                               atol=0.01, rtol=0)
+    (tmp_path / 'broken.jpg').write_bytes(b'not an image')
+    with pytest.raises(ValueError, match='broken.jpg.*readable image'):
+        preprocess_images(model, [str(tmp_path / 'broken.jpg')])
