@@ -1,11 +1,15 @@
+from .inference import (extract_features, inference_model, list_folder,
+                        model_classes)
 from .model import find_config, get_model, load_pretrained
-from .preprocess import default_clip_pipeline, preprocess_images
+from .preprocess import default_clip_pipeline, load_image, preprocess_images
 from .test import prepare_test_config, test
 from .train import prepare_train_config, train
 from .zero_shot import zero_shot_accuracy, zero_shot_scores
 
 __all__ = [
-    'default_clip_pipeline', 'find_config', 'get_model', 'load_pretrained',
+    'default_clip_pipeline', 'extract_features', 'find_config', 'get_model',
+    'inference_model', 'list_folder', 'load_image', 'load_pretrained',
+    'model_classes',
     'prepare_test_config', 'prepare_train_config', 'preprocess_images',
     'test', 'train',
     'zero_shot_accuracy', 'zero_shot_scores'

@@ -1,11 +1,12 @@
 """Turning user images into the tensors a model's config expects."""
+import os
 from typing import List, Sequence, Union
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-ImageLike = Union[str, np.ndarray, Image.Image]
+ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 
 
 def default_clip_pipeline(img_size: int) -> List[dict]:
@@ -24,30 +25,91 @@ def default_clip_pipeline(img_size: int) -> List[dict]:
     ]
 
 
-def _to_bgr_array(image: ImageLike) -> np.ndarray:
-    """Load ``image`` as an ``(H, W, 3)`` uint8 BGR array (mmcv's layout),
-    with the training loader's decoding (EXIF orientation, CMYK, 16-bit,
-    transparency)."""
+# Images above this many pixels are refused (1.5 GB of RGB at the limit);
+# Pillow alone refuses above 179 MP and warns above 89 MP.
+MAX_PIXELS = 2**29
+# JPEGs above this many pixels are decoded at a reduced DCT scale that keeps
+# the short side >= 2048 px (see decode_image); smaller ones decode exactly
+# as every other CLIP implementation does.
+DRAFT_PIXELS = 2**26
+
+
+def load_image(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Load one image as an ``(H, W, 3)`` uint8 RGB array.
+
+    Files are decoded like the training loader does
+    (:func:`mmclip.datasets.transforms.loading.decode_image`): EXIF
+    orientation applied, grey/palette/CMYK converted, 16-bit scaled to 8-bit,
+    transparency composited over white. JPEGs above 67 MP are decoded at a
+    reduced scale (short side still >= 2048 px) to bound memory.
+
+    Args:
+        image (str | Path | np.ndarray | PIL.Image.Image): A file path, an RGB
+            ``(H, W, 3)`` / RGBA ``(H, W, 4)`` / grey ``(H, W)`` uint8 array
+            (RGB order, as PIL, scikit-image and matplotlib give), or a PIL
+            image.
+        max_pixels (int): Larger images are refused. Defaults to
+            :data:`MAX_PIXELS` (537 MP).
+
+    Returns:
+        np.ndarray: ``(H, W, 3)`` uint8, RGB.
+
+    Raises:
+        ValueError: Naming the file (or the array's shape/dtype) and why it
+            cannot be used.
+    """
     from mmclip.datasets.transforms.loading import (decode_image,
                                                     pil_to_rgb_array)
-    if isinstance(image, str):
+    if isinstance(image, (str, os.PathLike)):
+        path = os.fspath(image)
         try:
-            with open(image, 'rb') as f:
-                image = decode_image(f.read())
-        except Exception as err:  # PIL raises several types
-            raise ValueError(f'Cannot read image {image!r}: {err}. Check the '
-                             'file is a readable image.') from None
-    elif isinstance(image, Image.Image):
-        image = pil_to_rgb_array(image)
-    image = np.asarray(image)
+            with open(path, 'rb') as f:
+                data = f.read()
+            if not data:
+                raise ValueError('the file is empty (0 bytes)')
+            return decode_image(data, max_pixels=max_pixels,
+                                draft_pixels=DRAFT_PIXELS)
+        except FileNotFoundError:
+            raise ValueError(f'Image file {path!r} does not exist.') from None
+        except IsADirectoryError:
+            raise ValueError(f'{path!r} is a folder: pass it alone to read '
+                             'every image in it.') from None
+        except UnidentifiedImageError:
+            raise ValueError(
+                f'Cannot read image {path!r}: not a readable image format '
+                '(a text or HTML file? an unsupported format?).'
+            ) from None
+        except Exception as err:  # PIL raises many types for broken files
+            raise ValueError(f'Cannot read image {path!r}: {err}. Check that '
+                             'the file is a complete, readable image.'
+                             ) from None
+    if isinstance(image, Image.Image):
+        return pil_to_rgb_array(image)
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f'Expected an image path, a PIL image or a numpy '
+                         f'array, got {type(image).__name__}.')
+    if image.dtype != np.uint8:
+        raise ValueError(f'Expected a uint8 image array, got {image.dtype}; '
+                         'convert with e.g. (img * 255).round().astype('
+                         "'uint8') for floats in [0, 1].")
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f'Expected an (H, W, 3) RGB image, got shape '
+        raise ValueError(f'Expected an (H, W, 3) RGB image array, got shape '
                          f'{image.shape}.')
-    if image.dtype != np.uint8:
-        raise ValueError(f'Expected uint8 pixels, got {image.dtype}.')
-    return np.ascontiguousarray(image[..., 2::-1])  # RGB(A) -> BGR
+    if image.shape[2] == 4:
+        return pil_to_rgb_array(Image.fromarray(image, 'RGBA'))
+    return image
+
+
+def _to_bgr_array(image: ImageLike) -> np.ndarray:
+    """:func:`load_image` in mmcv's BGR channel order."""
+    return np.ascontiguousarray(load_image(image)[..., ::-1])
+
+
+# File-reading steps of config pipelines; images arrive decoded here.
+_LOADING_TRANSFORMS = ('LoadImageFromFile', 'LoadImageFromNDArray',
+                       'LoadImageRGB')
 
 
 def _config_test_pipeline(cfg):
@@ -68,7 +130,9 @@ def preprocess_images(model: torch.nn.Module,
     """Resize, crop and normalise images as the model's config says.
 
     Uses the config's evaluation pipeline (``test_pipeline``, else
-    ``test_dataloader.dataset.pipeline``; file loading steps dropped) when the model carries a config, else
+    ``test_dataloader.dataset.pipeline``; file loading steps dropped) when
+    the model carries a config (``model.cfg`` or mmpretrain's
+    ``model._config``), else
     :func:`default_clip_pipeline` at the image tower's ``img_size``; then the
     model's data preprocessor (OpenAI mean/std, BGR -> RGB).
 
@@ -82,12 +146,12 @@ def preprocess_images(model: torch.nn.Module,
     """
     from mmclip.registry import TRANSFORMS
     import mmclip.datasets  # noqa: F401 (fills the transform registry)
-    cfg = getattr(model, 'cfg', None)
+    cfg = getattr(model, 'cfg', None) or getattr(model, '_config', None)
     pipeline = _config_test_pipeline(cfg) or default_clip_pipeline(
         model.backbone.img_size)
     transforms = [
         TRANSFORMS.build(t) for t in pipeline
-        if t['type'] not in ('LoadImageFromFile', 'LoadImageFromNDArray')
+        if t['type'] not in _LOADING_TRANSFORMS
     ]
     packed = []
     for image in images:

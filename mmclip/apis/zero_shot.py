@@ -4,8 +4,8 @@ from typing import Dict, Sequence
 import numpy as np
 import torch
 
-from mmclip.models.utils import build_zero_shot_classifier
-from .preprocess import ImageLike, preprocess_images
+from .inference import inference_model
+from .preprocess import ImageLike
 
 
 @torch.no_grad()
@@ -24,16 +24,13 @@ def zero_shot_scores(model,
         batch_size (int): Images per forward pass. Defaults to 64.
 
     Returns:
-        Tensor: ``(N, C)`` softmax over ``logit_scale.exp() * cos sim``.
+        Tensor: ``(N, C)`` softmax over ``logit_scale.exp() * cos sim``
+        (see :func:`mmclip.apis.inference_model`, which this wraps).
     """
-    weights = build_zero_shot_classifier(model, classnames, templates)
-    scale = model.logit_scale.exp()
-    probs = []
-    for i in range(0, len(images), batch_size):
-        x = preprocess_images(model, images[i:i + batch_size])
-        img = model.encode_image(x, normalize=True).float()
-        probs.append((scale * img @ weights).softmax(dim=-1).cpu())
-    return torch.cat(probs)
+    results = inference_model(model, list(images), texts=list(classnames),
+                              templates=list(templates),
+                              batch_size=batch_size, progress=False)
+    return torch.stack([torch.from_numpy(r['pred_scores']) for r in results])
 
 
 def zero_shot_accuracy(model,

@@ -1,5 +1,7 @@
 """Robust image loading for web-scale image-text data."""
+import contextlib
 import io
+import math
 import warnings
 from typing import Optional, Sequence
 
@@ -64,9 +66,35 @@ def pil_to_rgb_array(img: Image.Image,
     return np.array(img, dtype=np.uint8)  # a writable copy
 
 
+class ImageTooLargeError(ValueError):
+    """An image has more pixels than the caller allows."""
+
+
+@contextlib.contextmanager
+def _pil_pixel_limit(max_pixels: Optional[int]):
+    """Let Pillow open images up to ``max_pixels`` without its
+    decompression-bomb warning/error (its limits are 89 MP / 179 MP); None
+    keeps Pillow's limit."""
+    if max_pixels is None:
+        yield
+        return
+    old = Image.MAX_IMAGE_PIXELS
+    # Pillow errors above twice the limit and warns above it.
+    Image.MAX_IMAGE_PIXELS = max(int(max_pixels), old or 0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
 def decode_image(data: bytes,
                  exif_transpose: bool = True,
-                 background: Sequence[int] = (255, 255, 255)) -> np.ndarray:
+                 background: Sequence[int] = (255, 255, 255),
+                 max_pixels: Optional[int] = None,
+                 draft_pixels: Optional[int] = None,
+                 draft_min_side: int = 2048) -> np.ndarray:
     """Decode image bytes with PIL into an RGB uint8 array.
 
     Args:
@@ -74,15 +102,39 @@ def decode_image(data: bytes,
         exif_transpose (bool): Apply the EXIF orientation tag (phone photos
             are stored sideways plus a tag). Defaults to True.
         background (Sequence[int]): See :func:`pil_to_rgb_array`.
+        max_pixels (int, optional): Largest ``width * height`` accepted;
+            a larger image raises :class:`ImageTooLargeError` before any
+            pixel is decoded. None keeps Pillow's decompression-bomb limit
+            (warns above 89 MP, refuses above 179 MP). Defaults to None.
+        draft_pixels (int, optional): JPEGs with more pixels than this are
+            decoded with libjpeg's DCT scaling (1/2, 1/4 or 1/8) to the
+            smallest size whose short side is still ``>= draft_min_side``:
+            a 100 MP photo then costs a few MB instead of 300 MB. Pixels
+            differ slightly from a full decode followed by a resize, so
+            None (the default) always decodes at full size.
+        draft_min_side (int): See ``draft_pixels``. Defaults to 2048, far
+            above any CLIP input resolution.
 
     Returns:
         np.ndarray: ``(H, W, 3)`` uint8 RGB array.
 
     Raises:
         Exception: Whatever PIL raises for unreadable, truncated or too large
-            data (``OSError``, ``Image.DecompressionBombError``, ...).
+            data (``OSError``, ``Image.DecompressionBombError``, ...), and
+            :class:`ImageTooLargeError`.
     """
-    with Image.open(io.BytesIO(data)) as img:
+    with _pil_pixel_limit(max_pixels), Image.open(io.BytesIO(data)) as img:
+        width, height = img.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageTooLargeError(
+                f'{width}x{height} = {width * height / 1e6:.0f} megapixels, '
+                f'more than the limit of {max_pixels / 1e6:.0f} megapixels')
+        if (draft_pixels is not None and img.format == 'JPEG'
+                and width * height > draft_pixels
+                and min(width, height) > 2 * draft_min_side):
+            scale = draft_min_side / min(width, height)
+            img.draft(img.mode, (math.ceil(width * scale),
+                                 math.ceil(height * scale)))
         img.load()  # decode now: truncated files fail here, not later
         if exif_transpose:
             try:
