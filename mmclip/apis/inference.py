@@ -1,6 +1,8 @@
 """One-call inference: classify images with any labels, or embed them."""
 import contextlib
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 import os.path as osp
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -9,7 +11,7 @@ import torch
 from mmengine.logging import MMLogger
 
 from mmclip.models.utils import build_zero_shot_classifier
-from .preprocess import ImageLike, load_image, preprocess_images
+from .preprocess import ImageLike, build_eval_transform, collate_images
 
 Images = Union[ImageLike, Sequence[ImageLike]]
 
@@ -26,11 +28,15 @@ def list_folder(folder: str) -> List[str]:
     ]
 
 
-def _expand_inputs(images: Images) -> Tuple[List[Tuple[object, bool]], bool]:
-    """``[(image, from_folder), ...]`` and whether a single image was given.
+def _expand_inputs(images: Images, batch_size: int,
+                   progress: Optional[bool], num_workers: Optional[int]
+                   ) -> Tuple[List[Tuple[object, bool]], bool, bool, int]:
+    """``[(image, from_folder), ...]``, whether a single image was given, and
+    the resolved ``progress`` / ``num_workers`` defaults.
 
     A folder expands to its files (``from_folder`` True: unreadable ones are
-    skipped with a warning); anything else is taken as one image each.
+    skipped with a warning); anything else is taken as one image each. The
+    progress bar defaults to on for folders and for more than one batch.
     """
     single = not isinstance(images, (list, tuple))
     items = [images] if single else list(images)
@@ -46,43 +52,89 @@ def _expand_inputs(images: Images) -> Tuple[List[Tuple[object, bool]], bool]:
             expanded.append((item, False))
     if not expanded:
         raise ValueError('No images given.')
-    return expanded, single
+    if progress is None:
+        progress = (len(expanded) > batch_size
+                    or any(from_folder for _, from_folder in expanded))
+    if num_workers is None:
+        num_workers = default_num_workers()
+    return expanded, single, progress, num_workers
 
 
-def _loaded_batches(items: List[Tuple[object, bool]], batch_size: int,
-                    progress: bool) -> Iterator[Tuple[list, list]]:
-    """Yield ``(rgb_arrays, img_paths)`` per batch, decoding lazily.
+def default_num_workers() -> int:
+    """Decoding threads for :func:`inference_model`: the usable cores, at
+    most 4 (Pillow releases the GIL while decoding and resizing)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def _attempt(fn, item):
+    try:
+        return fn(item), None
+    except ValueError as err:
+        return None, err
+
+
+def _ordered_map(fn, items: list, num_workers: int,
+                 window: int) -> Iterator[tuple]:
+    """``(fn(item), error)`` for each item in order, computed by
+    ``num_workers`` threads at most ``window`` items ahead (bounded memory
+    for any folder size); ``num_workers=0`` runs in this thread."""
+    if num_workers <= 0:
+        for item in items:
+            yield _attempt(fn, item)
+        return
+    with ThreadPoolExecutor(num_workers) as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(_attempt, fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _prepared_batches(model, items: List[Tuple[object, bool]],
+                      batch_size: int, progress: bool,
+                      num_workers: int) -> Iterator[Tuple[torch.Tensor,
+                                                          list]]:
+    """Yield ``(images, img_paths)`` per batch: ``(B, 3, S, S)`` model
+    inputs, decoded and transformed by worker threads.
 
     Unreadable files that came from a folder are skipped and reported in one
     warning at the end (with their count and reasons); any other unreadable
     input raises its :func:`load_image` error.
     """
     from tqdm import tqdm
+    transform = build_eval_transform(model)
     skipped = []
     bar = tqdm(total=len(items), desc='Inference', unit='img',
                disable=not progress)
-    arrays, paths = [], []
+    packed, paths = [], []
+    outcomes = _ordered_map(transform, [item for item, _ in items],
+                            num_workers, window=2 * batch_size)
     try:
-        for item, from_folder in items:
-            path = os.fspath(item) if isinstance(
-                item, (str, os.PathLike)) else None
-            try:
-                arrays.append(load_image(item))
-            except ValueError as err:
+        for (item, from_folder), (result, err) in zip(items, outcomes):
+            if err is not None:
                 if not from_folder:
-                    raise
+                    raise err
                 skipped.append(str(err))
                 bar.update(1)
                 continue
-            paths.append(path)
-            if len(arrays) == batch_size:
-                yield arrays, paths
-                bar.update(len(arrays))
-                arrays, paths = [], []
-        if arrays:
-            yield arrays, paths
-            bar.update(len(arrays))
+            packed.append(result)
+            paths.append(os.fspath(item) if isinstance(
+                item, (str, os.PathLike)) else None)
+            if len(packed) == batch_size:
+                yield collate_images(model, packed), paths
+                bar.update(len(packed))
+                packed, paths = [], []
+        if packed:
+            yield collate_images(model, packed), paths
+            bar.update(len(packed))
     finally:
+        outcomes.close()
         bar.close()
     if skipped:
         MMLogger.get_current_instance().warning(
@@ -175,7 +227,8 @@ def inference_model(model,
                     templates: Optional[Union[str, Sequence[str]]] = None,
                     batch_size: int = 32,
                     logit_scale: Optional[float] = None,
-                    progress: Optional[bool] = None
+                    progress: Optional[bool] = None,
+                    num_workers: Optional[int] = None
                     ) -> Union[Dict, List[Dict]]:
     """Classify images, with your own labels or the model's classes.
 
@@ -208,6 +261,9 @@ def inference_model(model,
             None.
         progress (bool, optional): Show a progress bar; None shows it for
             folders and for more than one batch of images. Defaults to None.
+        num_workers (int, optional): Threads that decode and resize images
+            while the model runs; 0 decodes in the calling thread. Defaults
+            to None (:func:`default_num_workers`).
 
     Returns:
         dict | list[dict]: One dict for one image, else one per readable
@@ -216,10 +272,8 @@ def inference_model(model,
         (float), ``pred_class`` (str: the text, or the class name) and, for
         files, ``img_path``.
     """
-    items, single = _expand_inputs(images)
-    if progress is None:
-        progress = (len(items) > batch_size
-                    or any(from_folder for _, from_folder in items))
+    items, single, progress, num_workers = _expand_inputs(
+        images, batch_size, progress, num_workers)
     with _eval_mode(model):
         if texts is not None:
             texts = [texts] if isinstance(texts, str) else list(texts)
@@ -231,8 +285,9 @@ def inference_model(model,
             classes = model_classes(model)
             score = _head_scorer(model)
         results = []
-        for arrays, paths in _loaded_batches(items, batch_size, progress):
-            probs = score(preprocess_images(model, arrays)).cpu()
+        for inputs, paths in _prepared_batches(model, items, batch_size,
+                                               progress, num_workers):
+            probs = score(inputs).cpu()
             for prob, path in zip(probs, paths):
                 label = int(prob.argmax())
                 result = dict(
@@ -253,7 +308,8 @@ def extract_features(model,
                      batch_size: int = 32,
                      normalize: bool = True,
                      to_numpy: bool = False,
-                     progress: Optional[bool] = None) -> dict:
+                     progress: Optional[bool] = None,
+                     num_workers: Optional[int] = None) -> dict:
     """Image and/or text embeddings in CLIP's shared space.
 
     Args:
@@ -269,6 +325,7 @@ def extract_features(model,
         to_numpy (bool): Return numpy arrays instead of tensors. Defaults to
             False.
         progress (bool, optional): As in :func:`inference_model`.
+        num_workers (int, optional): As in :func:`inference_model`.
 
     Returns:
         dict: ``image_embeds`` ``(N, D)`` float32 and ``img_paths`` (list of
@@ -280,16 +337,13 @@ def extract_features(model,
     out = {}
     with _eval_mode(model):
         if images is not None:
-            items, _ = _expand_inputs(images)
-            if progress is None:
-                progress = (len(items) > batch_size
-                            or any(from_folder for _, from_folder in items))
+            items, _, progress, num_workers = _expand_inputs(
+                images, batch_size, progress, num_workers)
             embeds, img_paths = [], []
-            for arrays, paths in _loaded_batches(items, batch_size,
-                                                 progress):
-                x = preprocess_images(model, arrays)
-                embeds.append(
-                    model.encode_image(x, normalize=normalize).float().cpu())
+            for inputs, paths in _prepared_batches(model, items, batch_size,
+                                                   progress, num_workers):
+                embeds.append(model.encode_image(
+                    inputs, normalize=normalize).float().cpu())
                 img_paths += paths
             out['image_embeds'] = torch.cat(embeds)
             out['img_paths'] = img_paths

@@ -1,6 +1,6 @@
 """Turning user images into the tensors a model's config expects."""
 import os
-from typing import List, Sequence, Union
+from typing import Callable, List, Sequence, Union
 
 import numpy as np
 import torch
@@ -125,24 +125,18 @@ def _config_test_pipeline(cfg):
         return None
 
 
-def preprocess_images(model: torch.nn.Module,
-                      images: Sequence[ImageLike]) -> torch.Tensor:
-    """Resize, crop and normalise images as the model's config says.
-
-    Uses the config's evaluation pipeline (``test_pipeline``, else
-    ``test_dataloader.dataset.pipeline``; file loading steps dropped) when
-    the model carries a config (``model.cfg`` or mmpretrain's
-    ``model._config``), else
-    :func:`default_clip_pipeline` at the image tower's ``img_size``; then the
-    model's data preprocessor (OpenAI mean/std, BGR -> RGB).
+def build_eval_transform(model: torch.nn.Module
+                         ) -> Callable[[ImageLike], dict]:
+    """The per-image half of :func:`preprocess_images`: a function that
+    loads one image (:func:`load_image`) and runs the model's evaluation
+    pipeline on it. Thread-safe, so folders can be decoded in parallel.
 
     Args:
         model (nn.Module): A model built by :func:`mmclip.apis.get_model`.
-        images (Sequence[str | np.ndarray | PIL.Image.Image]): File paths,
-            RGB ``(H, W, 3)`` uint8 arrays or PIL images.
 
     Returns:
-        Tensor: ``(N, 3, S, S)`` on the model's device.
+        callable: ``image -> dict`` with ``inputs`` (a ``(3, S, S)`` uint8
+        tensor, BGR) and ``data_samples``, ready for :func:`collate_images`.
     """
     from mmclip.registry import TRANSFORMS
     import mmclip.datasets  # noqa: F401 (fills the transform registry)
@@ -153,15 +147,51 @@ def preprocess_images(model: torch.nn.Module,
         TRANSFORMS.build(t) for t in pipeline
         if t['type'] not in _LOADING_TRANSFORMS
     ]
-    packed = []
-    for image in images:
+
+    def transform(image: ImageLike) -> dict:
         img = _to_bgr_array(image)
-        results = dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
+        results = dict(img=img, img_shape=img.shape[:2],
+                       ori_shape=img.shape[:2])
         for t in transforms:
             results = t(results)
-        packed.append(results)
+        return results
+
+    return transform
+
+
+def collate_images(model: torch.nn.Module, packed: List[dict]) -> torch.Tensor:
+    """Batch outputs of :func:`build_eval_transform` and normalise them with
+    the model's data preprocessor (OpenAI mean/std, BGR -> RGB).
+
+    Returns:
+        Tensor: ``(N, 3, S, S)`` on the model's device.
+    """
     batch = dict(
         inputs=[r['inputs'] for r in packed],
         data_samples=[r['data_samples'] for r in packed])
     with torch.no_grad():
         return model.data_preprocessor(batch, False)['inputs']
+
+
+def preprocess_images(model: torch.nn.Module,
+                      images: Sequence[ImageLike]) -> torch.Tensor:
+    """Resize, crop and normalise images as the model's config says.
+
+    Uses the config's evaluation pipeline (``test_pipeline``, else
+    ``test_dataloader.dataset.pipeline``; file loading steps dropped) when
+    the model carries a config (``model.cfg`` or mmpretrain's
+    ``model._config``), else :func:`default_clip_pipeline` at the image
+    tower's ``img_size``; then the model's data preprocessor (OpenAI
+    mean/std, BGR -> RGB). For the OpenAI configs this equals open_clip's
+    ``image_transform(..., is_train=False)`` to 1e-6 (tested).
+
+    Args:
+        model (nn.Module): A model built by :func:`mmclip.apis.get_model`.
+        images (Sequence[str | np.ndarray | PIL.Image.Image]): File paths,
+            RGB ``(H, W, 3)`` uint8 arrays or PIL images.
+
+    Returns:
+        Tensor: ``(N, 3, S, S)`` on the model's device.
+    """
+    transform = build_eval_transform(model)
+    return collate_images(model, [transform(image) for image in images])

@@ -147,10 +147,13 @@ def _save_odd_images(folder, photos):
     (folder / 'subdir').mkdir()  # folders inside are not recursed into
 
 
-def test_folder_mode_skips_bad_files_and_counts_them(tmp_path, model,
-                                                     photos, mm_log):
+@pytest.mark.parametrize('num_workers', [0, 3])
+def test_folder_mode_skips_bad_files_and_counts_them(tmp_path, model, photos,
+                                                     mm_log, num_workers):
     _save_odd_images(tmp_path, photos)
-    results = inference_model(model, str(tmp_path), texts=TEXTS)
+    # batch_size 4: batches straddle the skipped files; threads keep order.
+    results = inference_model(model, str(tmp_path), texts=TEXTS,
+                              batch_size=4, num_workers=num_workers)
     good = ['a_rgb.jpg', 'b_grey.png', 'c_rgba.png', 'd_cmyk.jpg',
             'e_grey16.png', 'f_exif_rotated.jpg']
     assert [osp.basename(r['img_path']) for r in results] == good
@@ -261,3 +264,23 @@ def test_extract_features(tmp_path, model, photos):
     assert isinstance(raw['image_embeds'], torch.Tensor)
     assert not torch.allclose(raw['image_embeds'].norm(dim=-1),
                               torch.ones(1))
+
+
+@pytest.mark.parametrize('name,size', [
+    ('clip_vit-base-p32_zeroshot-cls_in1k', 224),
+    ('clip_vit-base-p16_zeroshot-cls_in1k-384px', 384)])
+def test_preprocessing_equals_open_clip(name, size, photos):
+    # OpenAI's eval transform as open_clip builds it (PIL bicubic resize of
+    # the short side, center crop, normalise); odd sizes exercise the crop
+    # offset rounding.
+    import open_clip
+    ref = open_clip.image_transform(size, is_train=False,
+                                    mean=open_clip.OPENAI_DATASET_MEAN,
+                                    std=open_clip.OPENAI_DATASET_STD)
+    model = get_model(name)
+    images = [Image.fromarray(photos[1])]
+    images += [images[0].resize(s, Image.BICUBIC)
+               for s in [(size + 77, size + 3), (size + 1, 4 * size + 1)]]
+    ours = preprocess_images(model, images)
+    expected = torch.stack([ref(img) for img in images])
+    torch.testing.assert_close(ours, expected, atol=1e-6, rtol=0)
