@@ -76,8 +76,10 @@ class DumpPredictions(BaseMetric):
 
 
 class ShowPredictionsHook(Hook):
-    """Save the first ``max_images`` test images as PNGs annotated with
-    their top-k classes (and the ground truth when known).
+    """Save the first ``max_images`` test images as PNGs with a bar chart
+    of their top-k classes (and the ground truth when known), drawn by
+    :func:`mmclip.visualization.draw_prediction_panel`. Files are named
+    ``{sample_idx:06d}_{file stem}.png``.
 
     Args:
         out_dir (str): Folder for the PNGs (created).
@@ -120,46 +122,29 @@ class ShowPredictionsHook(Hook):
                         outputs=None) -> None:
         if len(self.written) >= self.max_images or not outputs:
             return
-        from PIL import Image, ImageDraw
+        from mmclip.visualization import save_prediction_panel
         names = self._classnames(runner)
-        os.makedirs(self.out_dir, exist_ok=True)
         for img, sample in zip(data_batch['inputs'], outputs):
             if len(self.written) >= self.max_images:
                 break
-            canvas = Image.fromarray(self._to_rgb_array(runner, img))
-            scale = max(1, -(-self.min_size // min(canvas.size)))
-            canvas = canvas.resize((canvas.width * scale,
-                                    canvas.height * scale), Image.NEAREST)
-            lines = self._lines(sample, names)
-            panel = Image.new('RGB', (max(canvas.width, 220),
-                                      canvas.height + 12 * len(lines) + 8),
-                              'white')
-            panel.paste(canvas, (0, 0))
-            draw = ImageDraw.Draw(panel)
-            for i, line in enumerate(lines):
-                draw.text((4, canvas.height + 4 + 12 * i), line, fill='black')
+            scores = sample.pred_score
+            labels = [
+                names[i] if names is not None and i < len(names) else str(i)
+                for i in range(len(scores))
+            ]
+            gt = None
+            if 'gt_label' in sample:
+                gt_idx = int(sample.gt_label.reshape(-1)[0])
+                gt = labels[gt_idx] if gt_idx < len(labels) else str(gt_idx)
             idx = sample.metainfo.get('sample_idx', len(self.written))
-            stem = osp.splitext(osp.basename(
-                sample.metainfo.get('img_path', '') or 'img'))[0]
+            img_path = sample.metainfo.get('img_path', '') or 'img'
+            stem = osp.splitext(osp.basename(img_path))[0]
             path = osp.join(self.out_dir, f'{idx:06d}_{stem}.png')
-            panel.save(path)
+            save_prediction_panel(
+                self._to_rgb_array(runner, img), labels, scores, path,
+                topk=self.topk, title=osp.basename(img_path), gt_label=gt,
+                min_size=self.min_size)
             self.written.append(path)
-
-    def _lines(self, sample, names) -> List[str]:
-
-        def name(i):
-            i = int(i)
-            return names[i] if names is not None and i < len(names) else str(i)
-
-        score = sample.pred_score.detach().float().cpu()
-        k = min(self.topk, len(score))
-        top = score.topk(k)
-        lines = []
-        if 'gt_label' in sample:
-            lines.append(f'gt: {name(sample.gt_label.reshape(-1)[0])}')
-        lines += [f'{name(i)}: {float(p):.3f}'
-                  for p, i in zip(top.values, top.indices)]
-        return lines
 
 
 def prepare_test_config(config: str,
