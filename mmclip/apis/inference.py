@@ -1,9 +1,9 @@
 """One-call inference: classify images with any labels, or embed them."""
 import contextlib
 import os
+import os.path as osp
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-import os.path as osp
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
