@@ -1,7 +1,13 @@
 """Install mmclip: ``pip install -e .`` (``.[tests]`` for the test suite)."""
 import os.path as osp
+import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+# Shipped inside the package as mmclip/.mim/, where mmclip.apis.find_config
+# and the model index look first (OpenMIM's layout, as mmpretrain's).
+MIM_FILES = ('configs', 'model-index.yml')
 
 
 def read_requirements(name):
@@ -30,6 +36,31 @@ def mmcv_requirement():
         return read_requirements('mminstall')
 
 
+class BuildWithMim(build_py):
+    """``build_py`` that also copies :data:`MIM_FILES` into
+    ``mmclip/.mim`` of the built package (wheels, ``pip install .``).
+
+    Editable installs skip the copy: mmclip then reads the configs and
+    ``model-index.yml`` from the source tree, so edits show up at once.
+    """
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return
+        here = osp.dirname(osp.abspath(__file__))
+        mim = osp.join(self.build_lib, 'mmclip', '.mim')
+        for name in MIM_FILES:
+            src, dst = osp.join(here, name), osp.join(mim, name)
+            if osp.isdir(dst):
+                shutil.rmtree(dst)
+            self.mkpath(osp.dirname(dst))
+            if osp.isdir(src):
+                shutil.copytree(src, dst)
+            else:
+                shutil.copyfile(src, dst)
+
+
 setup(
     name='mmclip',
     version=get_version(),
@@ -40,7 +71,8 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('configs', 'tools', 'tests')),
     include_package_data=True,
-    package_data={'mmclip': ['models/tokenizers/*.txt.gz', '.mim/**/*']},
+    package_data={'mmclip': ['models/tokenizers/*.txt.gz']},
+    cmdclass={'build_py': BuildWithMim},
     python_requires='>=3.9',
     install_requires=read_requirements('runtime') + mmcv_requirement(),
     extras_require={

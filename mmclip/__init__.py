@@ -12,9 +12,16 @@ __all__ = ["__version__", "tokenize"]
 
 
 def __getattr__(name):
-    # ``mmclip.tokenize`` is resolved on first access so that ``import mmclip``
-    # does not import torch, ftfy or the model zoo.
+    # ``mmclip.tokenize`` is resolved on first access, not imported here with
+    # the tokenizer's ftfy and regex.
     if name == 'tokenize':
         from .models.tokenizers import tokenize
         return tokenize
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+# Make mmclip's models known to mmpretrain.list_models / get_model /
+# inference_model by name. This imports mmpretrain (and so torch).
+from .apis.model_index import register_mmpretrain_models  # noqa: E402
+
+register_mmpretrain_models()

@@ -10,6 +10,7 @@ _base_ = [
 ]
 context_length = 32  # digit captions are ~10 tokens
 model = dict(
+    _scope_='mmclip',  # see configs/_base_/models/clip_vit-base-p32.py
     type='CLIPModel',
     vision_backbone=dict(
         type='CLIPVisionTransformer',

@@ -10,6 +10,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 from mmclip.utils.checkpoint import get_state_dict, load_checkpoint_file
+from .model_index import find_model_info, get_model_info, no_published_weights
 
 # The image grid's position embedding is resized on load (see
 # CLIPVisionTransformer), so its shape may differ.
@@ -158,31 +159,68 @@ def _short(keys: list, n: int = 5) -> str:
 
 
 def get_model(model: Union[str, Config],
-              pretrained: Optional[str] = None,
+              pretrained: Union[str, bool, None] = None,
               device: Union[str, torch.device] = 'cpu',
               cfg_options: Optional[dict] = None) -> nn.Module:
     """Build a model from a config and optionally load weights into it.
 
     Args:
-        model (str | Config): A config file path, a config name (see
-            :func:`find_config`), or a loaded :class:`~mmengine.Config`.
-        pretrained (str, optional): Path to an mmclip checkpoint, loaded with
-            ``weights_only=True``; a file that needs unpickling is refused.
-            Defaults to None (random weights).
+        model (str | Config): A model name from :func:`list_models`, a config
+            file path, a config name (see :func:`find_config`), or a loaded
+            :class:`~mmengine.Config`.
+        pretrained (str | bool, optional): Path to an mmclip checkpoint,
+            loaded with ``weights_only=True``; a file that needs unpickling
+            is refused. ``True`` raises an error that says where the
+            model's original weights are and how to convert them (mmclip
+            publishes no converted checkpoints). Defaults to None (random
+            weights; False means the same).
         device (str | torch.device): Where to put the model. Defaults to
             ``'cpu'``.
         cfg_options (dict, optional): Overrides merged into the config, e.g.
             ``{'model.vision_backbone.img_size': 384}``.
 
     Returns:
-        nn.Module: The model in eval mode, with its config as ``model.cfg``.
+        nn.Module: The model in eval mode. As :func:`mmpretrain.get_model`,
+        it carries ``_config`` (the Config, also as ``cfg``), ``_metainfo``
+        (its model-index entry, None for a config outside the index) and
+        ``_dataset_meta`` (the checkpoint's, else the test dataset's
+        ``METAINFO``), so :func:`mmpretrain.inference_model` accepts it.
     """
-    cfg = _load_config(model, cfg_options)
+    info = get_model_info(model) if isinstance(model, str) else None
+    cfg = _load_config(info.config if info else model, cfg_options)
+    if info is None:
+        info = find_model_info(cfg.filename)
+    if pretrained is True:
+        raise ValueError(
+            no_published_weights(info) if info is not None else
+            'pretrained=True needs a model from mmclip.apis.list_models(); '
+            'pass the path of a converted checkpoint instead.')
     init_default_scope(cfg.get('default_scope', 'mmclip'))
     import mmclip.engine  # noqa: F401 (safe checkpoint loading in mmengine)
     from mmclip.registry import MODELS
     net = MODELS.build(cfg.model)
-    if pretrained is not None:
-        load_pretrained(net, pretrained, model_cfg=cfg.model)
-    net.cfg = cfg
+    meta = {}
+    if pretrained:
+        meta = load_pretrained(net, pretrained, model_cfg=cfg.model)
+    net.cfg = net._config = cfg
+    if info is not None:
+        info.config = cfg  # as mmpretrain's ModelHub.get
+    net._metainfo = info
+    net._dataset_meta = _dataset_meta(cfg, meta)
     return net.to(device).eval()
+
+
+def _dataset_meta(cfg: Config, meta: dict) -> dict:
+    """Class names etc. as mmpretrain's get_model finds them: the
+    checkpoint's ``dataset_meta`` (``CLASSES`` of mmcls 0.x), else the
+    ``METAINFO`` of the test dataset's class."""
+    if 'dataset_meta' in meta:
+        return dict(meta['dataset_meta'])
+    if 'CLASSES' in meta:
+        return {'classes': meta['CLASSES']}
+    dataset_type = cfg.get('test_dataloader', {}).get('dataset', {}).get(
+        'type')
+    if isinstance(dataset_type, str):
+        from mmclip.registry import DATASETS
+        dataset_type = DATASETS.get(dataset_type)
+    return dict(getattr(dataset_type, 'METAINFO', {}))

@@ -102,11 +102,6 @@ def load_image(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return image
 
 
-def _to_bgr_array(image: ImageLike) -> np.ndarray:
-    """:func:`load_image` in mmcv's BGR channel order."""
-    return np.ascontiguousarray(load_image(image)[..., ::-1])
-
-
 # File-reading steps of config pipelines; images arrive decoded here.
 _LOADING_TRANSFORMS = ('LoadImageFromFile', 'LoadImageFromNDArray',
                        'LoadImageRGB')
@@ -136,7 +131,8 @@ def build_eval_transform(model: torch.nn.Module
 
     Returns:
         callable: ``image -> dict`` with ``inputs`` (a ``(3, S, S)`` uint8
-        tensor, BGR) and ``data_samples``, ready for :func:`collate_images`.
+        tensor in the channel order the data preprocessor expects) and
+        ``data_samples``, ready for :func:`collate_images`.
     """
     from mmclip.registry import TRANSFORMS
     import mmclip.datasets  # noqa: F401 (fills the transform registry)
@@ -148,8 +144,15 @@ def build_eval_transform(model: torch.nn.Module
         if t['type'] not in _LOADING_TRANSFORMS
     ]
 
+    # mmcv's layout is BGR and the preprocessor flips it to RGB; configs for
+    # datasets that yield RGB arrays (CIFAR) turn the flip off (to_rgb=False)
+    # and then get RGB here too.
+    bgr = getattr(model.data_preprocessor, 'to_rgb', True)
+
     def transform(image: ImageLike) -> dict:
-        img = _to_bgr_array(image)
+        img = load_image(image)
+        if bgr:
+            img = np.ascontiguousarray(img[..., ::-1])
         results = dict(img=img, img_shape=img.shape[:2],
                        ori_shape=img.shape[:2])
         for t in transforms:

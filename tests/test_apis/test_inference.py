@@ -284,3 +284,16 @@ def test_preprocessing_equals_open_clip(name, size, photos):
     ours = preprocess_images(model, images)
     expected = torch.stack([ref(img) for img in images])
     torch.testing.assert_close(ours, expected, atol=1e-6, rtol=0)
+
+
+def test_rgb_config_gets_rgb_pixels(photos):
+    # The CIFAR-100 config's preprocessor does not flip channels (its
+    # dataset yields RGB): user images must then arrive as RGB, and both
+    # configs normalise a photo to the same tensor.
+    cifar = get_model('clip_vit-base-p16_zeroshot-cls_cifar100')
+    in1k = get_model('clip_vit-base-p16_zeroshot-cls_in1k')
+    assert cifar.data_preprocessor.to_rgb is False
+    square = photos[0]  # 512x512: resize-only and resize+crop agree
+    torch.testing.assert_close(preprocess_images(cifar, [square]),
+                               preprocess_images(in1k, [square]),
+                               atol=1e-6, rtol=0)

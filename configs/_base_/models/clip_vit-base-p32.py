@@ -1,6 +1,9 @@
 # OpenAI CLIP ViT-B/32: image tower width 768 x 12 layers, patch 32, 224px;
 # text tower width 512 x 12 layers; shared embedding 512; QuickGELU.
 model = dict(
+    # Build the whole model in mmclip's registries, also when the caller's
+    # default scope is another (mmpretrain.get_model uses 'mmpretrain').
+    _scope_='mmclip',
     type='CLIPModel',
     vision_backbone=dict(
         type='CLIPVisionTransformer',

@@ -80,6 +80,22 @@ class CLIPModel(BaseModel):
             _build(MODELS, predict_head) if predict_head else None)
 
     @property
+    def _dataset_meta(self) -> dict:
+        """Dataset meta set by ``get_model`` (mmclip's or mmpretrain's), with
+        ``classes`` taken from the predict head when it has class names:
+        those, not the test dataset's ``METAINFO``, define what
+        ``pred_label`` means (mmpretrain's inferencer reads them)."""
+        meta = dict(getattr(self, '_given_dataset_meta', None) or {})
+        classnames = getattr(self.predict_head, 'classnames', None)
+        if classnames is not None:
+            meta['classes'] = list(classnames)
+        return meta
+
+    @_dataset_meta.setter
+    def _dataset_meta(self, meta: Optional[dict]) -> None:
+        self._given_dataset_meta = dict(meta or {})
+
+    @property
     def embed_dims(self) -> int:
         """Dimension of the shared embedding space."""
         return self.backbone.out_channels
