@@ -15,6 +15,11 @@ Rows (ViT-B/32, random weights, inference under ``torch.inference_mode``):
   through the text tower, mmclip's ``build_zero_shot_classifier`` vs
   open_clip's), classes/s; ``--zs-classes`` (default 10 on CPU: open_clip
   needs ~15 s a class here), timed once after a one-class warm-up;
+- folder inference: JPEG files (1024x768) to probabilities over 5 labels
+  (decode, OpenAI preprocessing, image encode, softmax), images/s: mmclip's
+  ``inference_model`` on the folder vs the usual loop of open_clip's
+  ``image_transform`` / transformers' ``CLIPImageProcessor`` and the
+  encoders;
 - train step (forward + backward + AdamW step of the contrastive loss on
   image-caption pairs; mmclip's model + CLIPContrastiveHead, open_clip's
   model + ClipLoss, transformers' ``return_loss=True``), samples/s, fp32
@@ -86,8 +91,10 @@ def encoders(models: dict):
                    models['mmclip'].encode_text),
         'open_clip': (models['open_clip'].encode_image,
                       models['open_clip'].encode_text),
-        'transformers': (lambda x: hf.get_image_features(pixel_values=x),
-                         lambda t: hf.get_text_features(input_ids=t)),
+        # transformers 5 returns the projected embeddings as pooler_output.
+        'transformers': (
+            lambda x: hf.get_image_features(pixel_values=x).pooler_output,
+            lambda t: hf.get_text_features(input_ids=t).pooler_output),
     }
 
 
@@ -200,6 +207,70 @@ def measure_classifier_build(models: dict, args, sync) -> dict:
     return rates
 
 
+def write_photo_folder(folder: str, n: int, size=(1024, 768)) -> list:
+    """``n`` JPEGs (scikit-image's photos at a camera-like size, quality
+    90) in ``folder``; returns their paths."""
+    from PIL import Image
+    from skimage import data
+    photos = [Image.fromarray(getattr(data, name)()).resize(size)
+              for name in ('astronaut', 'chelsea', 'coffee', 'rocket')]
+    paths = []
+    for i in range(n):
+        paths.append(f'{folder}/{i:05d}.jpg')
+        photos[i % len(photos)].save(paths[-1], quality=90)
+    return paths
+
+
+def measure_folder_inference(models: dict, args, sync) -> dict:
+    """Images/s from JPEG files to probabilities over 5 labels: decode,
+    OpenAI preprocessing, image encode, softmax. mmclip's
+    ``inference_model`` on the folder vs the usual loop with open_clip's
+    ``image_transform`` and with transformers' ``CLIPImageProcessor``."""
+    import tempfile
+
+    import open_clip
+    from PIL import Image
+    from transformers import CLIPImageProcessor
+    from mmclip.apis import inference_model
+    labels = [f'a photo of a {name}.' for name in LABELS[:5]]
+    ids = open_clip.tokenize(labels).to(args.device)
+    oc_pre = open_clip.image_transform(
+        224, is_train=False, mean=open_clip.OPENAI_DATASET_MEAN,
+        std=open_clip.OPENAI_DATASET_STD)
+    hf_pre = CLIPImageProcessor()  # OpenAI's defaults, no hub files
+    encs = encoders(models)
+    dtype = next(models['mmclip'].parameters()).dtype
+
+    def loop(name, pixels_of, paths):
+        img_enc, txt_enc = encs[name]
+        txt = torch.nn.functional.normalize(txt_enc(ids).float(), dim=-1)
+        probs = []
+        for i in range(0, len(paths), args.image_batch):
+            x = pixels_of(paths[i:i + args.image_batch]).to(args.device,
+                                                            dtype)
+            img = torch.nn.functional.normalize(img_enc(x).float(), dim=-1)
+            probs.append((100 * img @ txt.t()).softmax(-1).cpu())
+        return torch.cat(probs)
+
+    def open_clip_pixels(batch):
+        return torch.stack([oc_pre(Image.open(p)) for p in batch])
+
+    def hf_pixels(batch):
+        images = [Image.open(p).convert('RGB') for p in batch]
+        return hf_pre(images=images, return_tensors='pt')['pixel_values']
+
+    with tempfile.TemporaryDirectory() as folder:
+        paths = write_photo_folder(folder, args.folder_images)
+        fns = {
+            'mmclip': lambda: inference_model(
+                models['mmclip'], folder, texts=labels,
+                batch_size=args.image_batch, progress=False),
+            'open_clip': lambda: loop('open_clip', open_clip_pixels, paths),
+            'transformers': lambda: loop('transformers', hf_pixels, paths),
+        }
+        return best_rates(fns, len(paths), args.repeats, sync)
+
+
 def make_prompts(n: int):
     return [f'a photo of a {LABELS[i % len(LABELS)]}.' for i in range(n)]
 
@@ -239,6 +310,8 @@ def run(args) -> Dict[str, Dict[str, Optional[float]]]:
     with torch.inference_mode():
         results['zero-shot classifier build (classes/s)'] = \
             measure_classifier_build(models, args, sync)
+        results['folder of JPEGs to label probabilities (img/s)'] = \
+            measure_folder_inference(models, args, sync)
     del models
     results.update(measure_training(args, sync))
     return results
@@ -277,13 +350,15 @@ def parse_args(argv=None):
     p.add_argument('--zs-templates', type=int, default=80)
     p.add_argument('--repeats', type=int, default=5)
     p.add_argument('--captions', type=int, default=20000)
+    p.add_argument('--folder-images', type=int, default=64,
+                   help='JPEG files (1024x768) in the folder inference row')
     p.add_argument('--quick', action='store_true',
                    help='tiny sizes: checks the tool runs, not speed')
     args = p.parse_args(argv)
     if args.quick:
         args.image_batch, args.text_batch, args.train_batch = 1, 2, 2
         args.zs_classes, args.zs_templates = 2, 2
-        args.repeats, args.captions = 1, 200
+        args.repeats, args.captions, args.folder_images = 1, 200, 2
     return args
 
 

@@ -167,13 +167,18 @@ def collate_images(model: torch.nn.Module, packed: List[dict]) -> torch.Tensor:
     the model's data preprocessor (OpenAI mean/std, BGR -> RGB).
 
     Returns:
-        Tensor: ``(N, 3, S, S)`` on the model's device.
+        Tensor: ``(N, 3, S, S)`` on the model's device, in its dtype.
     """
     batch = dict(
         inputs=[r['inputs'] for r in packed],
         data_samples=[r['data_samples'] for r in packed])
     with torch.no_grad():
-        return model.data_preprocessor(batch, False)['inputs']
+        inputs = model.data_preprocessor(batch, False)['inputs']
+    # The preprocessor returns float32; a model cast with .half(),
+    # .to(torch.bfloat16) or .double() gets its own dtype.
+    dtype = next((p.dtype for p in model.parameters()
+                  if p.is_floating_point()), inputs.dtype)
+    return inputs.to(dtype)
 
 
 def preprocess_images(model: torch.nn.Module,

@@ -297,3 +297,16 @@ def test_rgb_config_gets_rgb_pixels(photos):
     torch.testing.assert_close(preprocess_images(cifar, [square]),
                                preprocess_images(in1k, [square]),
                                atol=1e-6, rtol=0)
+
+
+def test_model_in_another_dtype(photos):
+    # Users cast models (.half() on GPUs); inputs follow the model's dtype.
+    model = get_model('clip_vit-tiny-p8_zeroshot-cls_digits-32px',
+                      cfg_options={'model.predict_head.cache_dir': None})
+    ref = inference_model(model, photos[:2], texts=TEXTS)
+    model.double()
+    assert preprocess_images(model, photos[:1]).dtype == torch.float64
+    out = inference_model(model, photos[:2], texts=TEXTS)
+    for a, b in zip(ref, out):
+        np.testing.assert_allclose(a['pred_scores'], b['pred_scores'],
+                                   atol=1e-5)

@@ -24,6 +24,7 @@ def test_benchmark_tool_runs_all_rows_side_by_side(capsys):
     assert [r.split('|')[1].strip() for r in rows] == [
         'image encode (img/s)', 'text encode (txt/s)',
         'tokenizer (captions/s)', 'zero-shot classifier build (classes/s)',
+        'folder of JPEGs to label probabilities (img/s)',
         'train step (samples/s)']
     for row in rows[:2] + rows[4:]:  # every library measured, ratios computed
         assert row.count('x |') == 2 and '—' not in row
