@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
-from mmclip.utils.checkpoint import get_state_dict, load_checkpoint_file
+from mmclip.utils.checkpoint import load_weights
 from .model_index import find_model_info, get_model_info, no_published_weights
 
 # The image grid's position embedding is resized on load (see
@@ -76,7 +76,10 @@ def load_pretrained(model: nn.Module,
                     checkpoint: str,
                     strict: bool = True,
                     model_cfg: Optional[dict] = None) -> dict:
-    """Load an mmclip checkpoint into ``model`` with ``weights_only=True``.
+    """Load an mmclip checkpoint's weights into ``model`` without executing
+    anything the file names (:func:`mmclip.utils.checkpoint.load_weights`:
+    ``weights_only=True``, or for a full training checkpoint such as
+    ``work_dirs/.../epoch_24.pth`` an unpickler that keeps only its tensors).
 
     A checkpoint whose image grid differs from the model's (a 224px
     checkpoint in a 384px model) is resized on load. Anything else that does
@@ -95,9 +98,8 @@ def load_pretrained(model: nn.Module,
     Returns:
         dict: The checkpoint's ``meta`` (empty when it has none).
     """
-    ckpt = load_checkpoint_file(checkpoint)
-    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
-    state_dict = get_state_dict(ckpt)
+    weights = load_weights(checkpoint)
+    meta, state_dict = weights['meta'], weights['state_dict']
     for prefix, what in _FOREIGN_PREFIXES.items():
         if any(k.startswith(prefix) for k in state_dict):
             raise ValueError(

@@ -3,9 +3,11 @@
 Sources may come from anywhere, so nothing here runs pickled code:
 
 - ``.pt``/``.pth``/``.bin`` files are read with ``torch.load(...,
-  weights_only=True)``, which only rebuilds tensors and plain containers; a
-  file that needs more is refused (:class:`UnsafeCheckpointError`) with the
-  command to re-save it from a trusted environment.
+  weights_only=True)``, which only rebuilds tensors and plain containers. A
+  training checkpoint that pickles more (open_clip's argparse ``args``,
+  mmengine's message hub) gives its weights through
+  :func:`mmclip.utils.checkpoint.load_weights`, whose unpickler resolves the
+  same allowlist and turns every other name into an inert placeholder.
 - ``.safetensors`` files hold raw tensors only.
 - TorchScript archives (OpenAI's released ``ViT-B-32.pt`` etc.) are opened
   with ``torch.jit.load``. It compiles the archive's TorchScript code (a
@@ -24,7 +26,9 @@ from typing import Dict, NamedTuple, Optional
 
 import torch
 
-from .common import ConversionError, UnsafeCheckpointError, strip_prefix
+from mmclip.utils.checkpoint import UnsafeCheckpointError as UnsafeWeightsError
+from mmclip.utils.checkpoint import load_weights
+from .common import ConversionError, strip_prefix
 
 # File names inside a checkpoint folder, in order of preference: open_clip's
 # hub files first (the original layout, no q/k/v fusing), then transformers'.
@@ -104,7 +108,9 @@ def _looks_like_safetensors(path: str) -> bool:
 
 
 def _torch_load(path: str):
-    """``torch.load`` restricted to tensors and plain containers."""
+    """``torch.load`` restricted to tensors and plain containers; a file
+    that pickles other objects gives its weights and plain ``meta`` only
+    (:func:`mmclip.utils.checkpoint.load_weights`)."""
     try:
         return torch.load(
             path,
@@ -112,18 +118,13 @@ def _torch_load(path: str):
             weights_only=True,
             # memory-map zip checkpoints: no full copy of GBs of weights
             mmap=zipfile.is_zipfile(path))
-    except pickle.UnpicklingError as e:
-        raise UnsafeCheckpointError(
-            f'{path} cannot be loaded with torch.load(weights_only=True): it '
-            'pickles Python objects besides tensors, and unpickling them can '
-            'run arbitrary code, so the converter refuses. If you trust the '
-            'file, re-save its weights in a trusted environment and convert '
-            'that file:\n'
-            f'  python -c "import torch; c = torch.load({path!r}, '
-            "weights_only=False); c = c.get('state_dict', c); "
-            "torch.save({k: v for k, v in c.items() if torch.is_tensor(v)}, "
-            "'weights_only.pth')\"\n"
-            f'(reason: {str(e).splitlines()[0][:200]})') from None
+    except pickle.UnpicklingError:
+        # A training checkpoint (argparse args, mmengine's message hub, numpy
+        # RNG state): read only its weights; nothing it names is executed.
+        try:
+            return load_weights(path)
+        except UnsafeWeightsError as e:
+            raise ConversionError(str(e)) from None
     except RuntimeError as e:
         raise ConversionError(
             f'{path} is not a readable PyTorch checkpoint: {e}') from None

@@ -12,6 +12,13 @@ back to resume. Files inside a directory registered with
 :class:`~mmclip.engine.hooks.TrustWorkDirHook` register it) may be loaded with
 full unpickling; nothing else is.
 
+For *weights* (``get_model(pretrained=...)``, inference, the converter),
+:func:`load_weights` also reads full training checkpoints from anywhere,
+without executing them: its unpickler resolves only the globals
+``weights_only=True`` allows and turns every other class or function the
+file names into an inert placeholder, then keeps the tensors of
+``state_dict`` and the plain values of ``meta``.
+
 :func:`install_mmengine_loader` makes mmengine's ``CheckpointLoader`` (used by
 ``load_from``, ``resume``, ``init_cfg=dict(type='Pretrained')``) follow the
 same rule: mmengine 0.10.7 calls ``torch.load`` without ``weights_only``,
@@ -133,6 +140,111 @@ def get_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
     if checkpoint and all(k.startswith('module.') for k in checkpoint):
         checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
     return checkpoint
+
+
+class _Inert:
+    """Stands in for every class or function a checkpoint names beyond
+    torch's weights-only allowlist (mmengine's ``HistoryBuffer``, numpy
+    reconstructors, ``getattr``, ...). Building, calling or filling it does
+    nothing, so no code named in the file runs."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __call__(self, *args, **kwargs):
+        return _Inert()
+
+    def __setstate__(self, state):
+        pass
+
+    def append(self, item):
+        pass
+
+    def extend(self, items):
+        pass
+
+    def __setitem__(self, key, value):
+        pass
+
+
+def _inert_pickle_module():
+    """A ``pickle_module`` for :func:`torch.load` whose unpickler resolves
+    only the globals ``weights_only=True`` allows (tensor builders, dtypes,
+    containers) and maps every other one to :class:`_Inert`."""
+    from types import SimpleNamespace
+
+    from torch import _weights_only_unpickler as wou
+    allowed = dict(wou._get_allowed_globals())
+    allowed.update(wou._get_user_allowed_globals())
+
+    class Unpickler(pickle.Unpickler):
+
+        def find_class(self, module, name):
+            return allowed.get(f'{module}.{name}', _Inert)
+
+    return SimpleNamespace(__name__='mmclip_inert_pickle',
+                           Unpickler=Unpickler, load=pickle.load)
+
+
+def _plain(value):
+    """``value`` without placeholders: only str/int/float/bool/None and
+    lists/tuples/dicts of them."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()
+                if isinstance(k, str) and not isinstance(v, _Inert)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value if not isinstance(v, _Inert)]
+    return value if isinstance(value, (str, int, float, bool,
+                                       type(None))) else None
+
+
+def load_weights(path: str, map_location: Optional[str] = 'cpu') -> dict:
+    """The model weights (and plain ``meta``) of any checkpoint file, without
+    executing anything it names.
+
+    A weights file loads with ``weights_only=True``
+    (:func:`load_checkpoint_file`). A full training checkpoint (mmengine's
+    ``epoch_N.pth`` with message hub, optimizer and RNG states, from any
+    directory) is read with an unpickler that resolves only the globals
+    ``weights_only=True`` allows and replaces every other class or function
+    with an inert placeholder; its ``state_dict`` must then hold only
+    tensors, and ``meta`` keeps only plain values. Use this for weights
+    (inference, conversion, ``get_model(pretrained=...)``); resuming needs
+    the real training state and stays limited to trusted dirs.
+
+    Args:
+        path (str): A checkpoint file.
+        map_location (str, optional): Passed to :func:`torch.load`.
+            Defaults to ``'cpu'``.
+
+    Returns:
+        dict: ``state_dict`` (name -> tensor, ``module.`` prefix removed)
+        and ``meta`` (dict, empty when the file has none).
+
+    Raises:
+        UnsafeCheckpointError: A TorchScript archive, or a file whose
+            weights are not plain tensors.
+    """
+    try:
+        ckpt = load_checkpoint_file(path, map_location)
+    except UnsafeCheckpointError as err:
+        if 'TorchScript' in str(err):
+            raise
+        ckpt = torch.load(osp.expanduser(str(path)),
+                          map_location=map_location, weights_only=False,
+                          pickle_module=_inert_pickle_module())
+    if not isinstance(ckpt, dict):
+        raise UnsafeCheckpointError(
+            f'{path!r} holds a {type(ckpt).__name__}, not a state dict or a '
+            'checkpoint dict.')
+    meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
+    state_dict = get_state_dict(ckpt)
+    odd = [k for k, v in state_dict.items() if not torch.is_tensor(v)]
+    if odd:
+        raise UnsafeCheckpointError(
+            f'{path!r}: the weights are not all tensors ({odd[:3]} are '
+            'Python objects); it is not a model checkpoint mmclip can read.')
+    return dict(state_dict=state_dict, meta=_plain(meta))
 
 
 def load_from_local_safe(filename: str, map_location=None) -> dict:

@@ -416,18 +416,37 @@ def test_unsupported_extra_weights_refused(tmp_path, openclip_sd):
         _convert(tmp_path / 'truncated.pt')
 
 
-def test_unsafe_pickle_refused(tmp_path, openclip_sd):
-    torch.save(dict(state_dict=openclip_sd, args=_Args()), tmp_path / 'u.pt')
-    with pytest.raises(
-            UnsafeCheckpointError, match='weights_only=False') as err:
-        convert_checkpoint(str(tmp_path / 'u.pt'))
-    assert str(tmp_path / 'u.pt') in str(err.value)
+def test_training_checkpoint_converts_without_running_its_objects(
+        tmp_path, openclip_sd):
+    # open_clip's training checkpoints pickle argparse args: the converter
+    # takes the weights and never runs what the file names.
+    marker = tmp_path / 'pwned'
+    torch.save(dict(state_dict=openclip_sd, args=_Args(),
+                    payload=WritesAFileWhenUnpickled(str(marker))),
+               tmp_path / 'u.pt')
+    torch.save(openclip_sd, tmp_path / 'plain.pt')
+    ours, _ = convert_checkpoint(str(tmp_path / 'u.pt'))
+    plain, _ = convert_checkpoint(str(tmp_path / 'plain.pt'))
+    assert not marker.exists()
+    assert ours.keys() == plain.keys()
+    for k, v in plain.items():
+        assert torch.equal(ours[k], v), k
 
 
 def test_forced_format_mismatch(tmp_path, openclip_sd):
     torch.save(openclip_sd, tmp_path / 'oc.pt')
     with pytest.raises(ConversionError, match="format 'hf' was requested"):
         convert_checkpoint(str(tmp_path / 'oc.pt'), fmt='hf')
+
+
+class WritesAFileWhenUnpickled:
+    """A pickle payload: unpickling it calls ``open(path, 'w')``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
 
 
 class _Args:

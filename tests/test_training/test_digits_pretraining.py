@@ -102,7 +102,7 @@ def test_killed_run_resumes_to_the_uninterrupted_loss_sequence(
     assert osp.getsize(osp.join(interrupted, 'training_curves.png')) > 1000
 
 
-def test_digits_zero_shot_top1_at_least_85(tmp_path, digits_root):
+def test_digits_zero_shot_top1_at_least_85(tmp_path, digits_root, capsys):
     """The full tiny config, from scratch: >= 85 % zero-shot top-1 on the
     held-out digits, with prompts that never occur in training captions."""
     from PIL import Image
@@ -123,3 +123,38 @@ def test_digits_zero_shot_top1_at_least_85(tmp_path, digits_root):
     assert acc['top1'] >= 85.0
     png = tmp_path / 'wd' / 'training_curves.png'
     assert Image.open(png).size[0] >= 500
+
+    # The run's own full training checkpoint (message hub, optimizer, RNG
+    # states) serves inference from anywhere: its weights are read without
+    # executing anything, and give the same zero-shot predictions.
+    from mmclip.apis import get_model, inference_model
+    ckpt = str(tmp_path / 'wd' / 'epoch_24.pth')
+    model = get_model('clip_vit-tiny-p8_zeroshot-cls_digits-32px',
+                      pretrained=ckpt,
+                      cfg_options={'model.predict_head.cache_dir': None})
+    with open(osp.join(digits_root, 'val.csv')) as f:
+        rows = list(csv.DictReader(f))
+    results = inference_model(
+        model, [osp.join(digits_root, r['filepath']) for r in rows],
+        progress=False)
+    top1 = 100 * sum(res['pred_label'] == int(r['label'])
+                     for res, r in zip(results, rows)) / len(rows)
+    # Same images right (one image is 0.28 %; acc is float32 arithmetic).
+    assert top1 == pytest.approx(acc['top1'], abs=1e-3)
+    # The CLI with that checkpoint on scikit-image's photos.
+    from skimage import data
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    for name in ('astronaut', 'chelsea', 'coffee', 'rocket'):
+        Image.fromarray(getattr(data, name)()).save(photos / f'{name}.jpg')
+    tool = __import__('conftest').load_tool('inference.py')
+    capsys.readouterr()
+    assert tool.main([str(photos), '--model',
+                      'clip_vit-tiny-p8_zeroshot-cls_digits-32px',
+                      '--checkpoint', ckpt, '--cfg-options',
+                      'model.predict_head.cache_dir=None']) == 0
+    out = capsys.readouterr().out
+    assert f'checkpoint: {ckpt} (loaded)' in out
+    assert 'random weights' not in out
+    assert sum(f'{n}.jpg' in out for n in ('astronaut', 'chelsea', 'coffee',
+                                            'rocket')) == 4

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mmclip.utils import (UnsafeCheckpointError, load_checkpoint_file,
-                          trust_checkpoints_in)
+                          load_weights, trust_checkpoints_in)
 
 
 class WritesAFileWhenUnpickled:
@@ -66,3 +66,46 @@ def test_full_state_only_inside_a_trusted_dir(tmp_path):
     with trust_checkpoints_in(str(run)):
         with pytest.raises(UnsafeCheckpointError):
             load_checkpoint_file(osp.join(str(sibling), 'x.pth'))
+
+
+def test_load_weights_of_a_training_checkpoint_runs_nothing(tmp_path):
+    # A full training checkpoint pickles Python objects (mmengine's message
+    # hub, numpy RNG state, argparse args; here a payload too): only its
+    # tensors and plain meta come back, and the payload never runs.
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'epoch_1.pth'
+    weights = {'w': torch.arange(3.), 'b': torch.ones(2, 2)}
+    torch.save({'state_dict': weights,
+                'meta': {'epoch': 1, 'dataset_meta': {'classes': ['a']},
+                         'payload': WritesAFileWhenUnpickled(str(marker))},
+                'message_hub': {'loss': HistoryBuffer([1., 2.], [1, 1])},
+                'rng': np.random.get_state(),
+                'args': argparse.Namespace(lr=1e-3),
+                'payload': WritesAFileWhenUnpickled(str(marker))}, path)
+    loaded = load_weights(str(path))
+    assert not marker.exists()
+    assert loaded['meta'] == {'epoch': 1, 'dataset_meta': {'classes': ['a']}}
+    assert set(loaded['state_dict']) == {'w', 'b'}
+    for k, v in weights.items():
+        assert torch.equal(loaded['state_dict'][k], v)
+    # The strict loader (mmengine's load_from / resume) still refuses it.
+    with pytest.raises(UnsafeCheckpointError):
+        load_checkpoint_file(str(path))
+
+
+def test_load_weights_refuses_objects_among_the_weights(tmp_path):
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'w': torch.ones(1),
+                               'x': WritesAFileWhenUnpickled(str(marker))}},
+               path)
+    with pytest.raises(UnsafeCheckpointError, match="not all tensors.*'x'"):
+        load_weights(str(path))
+    assert not marker.exists()
+    # A plain weights file loads as it is (weights_only=True path).
+    torch.save({'w': torch.ones(1)}, tmp_path / 'plain.pth')
+    plain = load_weights(str(tmp_path / 'plain.pth'))
+    assert plain['meta'] == {} and list(plain['state_dict']) == ['w']
+    assert torch.equal(plain['state_dict']['w'], torch.ones(1))
