@@ -24,4 +24,7 @@ def __getattr__(name):
 # inference_model by name. This imports mmpretrain (and so torch).
 from .apis.model_index import register_mmpretrain_models  # noqa: E402
 
-register_mmpretrain_models()
+try:
+    register_mmpretrain_models()
+except FileNotFoundError as err:  # a broken install must not break import
+    warnings.warn(f'mmclip models are not registered with mmpretrain: {err}')

@@ -8,7 +8,9 @@
    be downloaded here), which the output says plainly.
 2. Pretrains a tiny CLIP from scratch on scikit-learn's handwritten digits
    (written once as PNGs + captions) and prints its zero-shot accuracy on
-   held-out digits with prompts the training captions never contained.
+   held-out digits with prompts the training captions never contained,
+   then runs ``tools/inference.py`` with the run's checkpoint on a few of
+   them (a table and one PNG per digit in ``WORK_DIR/predictions``).
 """
 import argparse
 import csv
@@ -68,7 +70,25 @@ def pretrain_digits(args) -> dict:
     print(f'  top-1 {acc["top1"]:.1f} %   top-5 {acc["top5"]:.1f} %   '
           f'(chance 10 %)')
     print(f'  curves: {osp.join(cfg.work_dir, "training_curves.png")}')
+    infer_with_checkpoint(args, cfg, images[:8])
     return acc
+
+
+def infer_with_checkpoint(args, cfg, images) -> None:
+    """What a user does next: ``tools/inference.py`` with the run's last
+    checkpoint on a few held-out digits (table + one PNG each)."""
+    import subprocess
+    ckpt = osp.join(cfg.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    show_dir = osp.join(cfg.work_dir, 'predictions')
+    options = ['--model', 'clip_vit-tiny-p8_zeroshot-cls_digits-32px',
+               '--checkpoint', ckpt, '--topk', '3', '--show-dir', show_dir,
+               # 30 prompts: no need to cache the classifier on disk
+               '--cfg-options', 'model.predict_head.cache_dir=None']
+    print('\n$ python tools/inference.py <8 held-out digits> ' +
+          ' '.join(options))
+    tool = osp.join(osp.dirname(osp.abspath(__file__)), 'inference.py')
+    cmd = [tool, *images, *options]
+    subprocess.run([sys.executable, *cmd], check=True)
 
 
 def main(argv=None) -> int:
