@@ -243,6 +243,20 @@ def test_huge_images(tmp_path, monkeypatch, photos):
     assert Image.MAX_IMAGE_PIXELS == 10**5  # restored afterwards
 
 
+def test_pixel_limit_survives_concurrent_decoding(tmp_path, monkeypatch):
+    # inference_model decodes on threads; Pillow's limit is process-wide.
+    # Every thread must see a raised limit while decoding, and the user's
+    # value must come back afterwards (not a raised one left behind).
+    from concurrent.futures import ThreadPoolExecutor
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 10**5)
+    Image.fromarray(np.zeros((600, 800, 3), np.uint8)).save(tmp_path / 'a.png')
+    with ThreadPoolExecutor(8) as pool:  # 480k px: Pillow alone refuses
+        shapes = set(pool.map(lambda _: load_image(tmp_path / 'a.png').shape,
+                              range(200)))
+    assert shapes == {(600, 800, 3)}
+    assert Image.MAX_IMAGE_PIXELS == 10**5
+
+
 def test_extract_features(tmp_path, model, photos):
     Image.fromarray(photos[1]).save(tmp_path / 'cat.png')
     texts = TEXTS + ['word ' * 200]  # longer than the context: truncated

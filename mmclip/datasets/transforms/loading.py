@@ -2,6 +2,7 @@
 import contextlib
 import io
 import math
+import threading
 import warnings
 from typing import Optional, Sequence
 
@@ -70,23 +71,43 @@ class ImageTooLargeError(ValueError):
     """An image has more pixels than the caller allows."""
 
 
-@contextlib.contextmanager
-def _pil_pixel_limit(max_pixels: Optional[int]):
-    """Let Pillow open images up to ``max_pixels`` without its
-    decompression-bomb warning/error (its limits are 89 MP / 179 MP); None
-    keeps Pillow's limit."""
-    if max_pixels is None:
-        yield
-        return
-    old = Image.MAX_IMAGE_PIXELS
-    # Pillow errors above twice the limit and warns above it.
-    Image.MAX_IMAGE_PIXELS = max(int(max_pixels), old or 0)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+class _PillowPixelLimit:
+    """Raise Pillow's process-wide decompression-bomb limit
+    (``Image.MAX_IMAGE_PIXELS``: warns above 89 MP, refuses above 179 MP)
+    while any caller decodes with a larger ``max_pixels``; the user's own
+    value comes back when the last such caller is done. Reference-counted
+    under a lock, so concurrent decoding threads neither undo each other's
+    limit nor leave a raised one behind. The limit is set to ``max_pixels``
+    itself, so Pillow never warns below it; above it
+    :func:`decode_image` raises its own error."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = None
+
+    @contextlib.contextmanager
+    def raised_to(self, max_pixels: Optional[int]):
+        if max_pixels is None:
             yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
+            return
+        with self._lock:
+            if self._users == 0:
+                self._saved = Image.MAX_IMAGE_PIXELS
+            self._users += 1
+            if Image.MAX_IMAGE_PIXELS is not None:  # None: no Pillow check
+                Image.MAX_IMAGE_PIXELS = max(int(max_pixels),
+                                             Image.MAX_IMAGE_PIXELS)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    Image.MAX_IMAGE_PIXELS = self._saved
+
+
+_PIXEL_LIMIT = _PillowPixelLimit()
 
 
 def decode_image(data: bytes,
@@ -123,7 +144,8 @@ def decode_image(data: bytes,
             data (``OSError``, ``Image.DecompressionBombError``, ...), and
             :class:`ImageTooLargeError`.
     """
-    with _pil_pixel_limit(max_pixels), Image.open(io.BytesIO(data)) as img:
+    with _PIXEL_LIMIT.raised_to(max_pixels), Image.open(
+            io.BytesIO(data)) as img:
         width, height = img.size
         if max_pixels is not None and width * height > max_pixels:
             raise ImageTooLargeError(
