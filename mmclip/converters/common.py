@@ -49,10 +49,6 @@ class UnknownLayoutError(ConversionError):
     """The checkpoint's keys match none of the recognised layouts."""
 
 
-class UnsafeCheckpointError(ConversionError):
-    """The checkpoint needs full (code-executing) unpickling to load."""
-
-
 class Rule(NamedTuple):
     """One renaming rule.
 

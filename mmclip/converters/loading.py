@@ -6,8 +6,9 @@ Sources may come from anywhere, so nothing here runs pickled code:
   weights_only=True)``, which only rebuilds tensors and plain containers. A
   training checkpoint that pickles more (open_clip's argparse ``args``,
   mmengine's message hub) gives its weights through
-  :func:`mmclip.utils.checkpoint.load_weights`, whose unpickler resolves the
-  same allowlist and turns every other name into an inert placeholder.
+  :func:`mmclip.utils.checkpoint.load_without_executing`, whose unpickler
+  resolves the same allowlist and turns every other name into an inert
+  placeholder.
 - ``.safetensors`` files hold raw tensors only.
 - TorchScript archives (OpenAI's released ``ViT-B-32.pt`` etc.) are opened
   with ``torch.jit.load``. It compiles the archive's TorchScript code (a
@@ -27,7 +28,7 @@ from typing import Dict, NamedTuple, Optional
 import torch
 
 from mmclip.utils.checkpoint import UnsafeCheckpointError as UnsafeWeightsError
-from mmclip.utils.checkpoint import load_weights
+from mmclip.utils.checkpoint import load_without_executing, weights_of
 from .common import ConversionError, strip_prefix
 
 # File names inside a checkpoint folder, in order of preference: open_clip's
@@ -110,7 +111,7 @@ def _looks_like_safetensors(path: str) -> bool:
 def _torch_load(path: str):
     """``torch.load`` restricted to tensors and plain containers; a file
     that pickles other objects gives its weights and plain ``meta`` only
-    (:func:`mmclip.utils.checkpoint.load_weights`)."""
+    (:func:`mmclip.utils.checkpoint.load_weights`' placeholder unpickler)."""
     try:
         return torch.load(
             path,
@@ -121,8 +122,10 @@ def _torch_load(path: str):
     except pickle.UnpicklingError:
         # A training checkpoint (argparse args, mmengine's message hub, numpy
         # RNG state): read only its weights; nothing it names is executed.
+        # The weights_only attempt above already failed: go straight to the
+        # placeholder unpickler instead of reading the file a third time.
         try:
-            return load_weights(path)
+            return weights_of(load_without_executing(path), path)
         except UnsafeWeightsError as e:
             raise ConversionError(str(e)) from None
     except RuntimeError as e:

@@ -40,6 +40,10 @@ class UnsafeCheckpointError(RuntimeError):
     """A checkpoint needs full unpickling and is not from a trusted dir."""
 
 
+class TorchScriptArchiveError(UnsafeCheckpointError):
+    """A TorchScript archive (OpenAI's release format): convert it first."""
+
+
 def _real(path: str) -> str:
     return osp.realpath(osp.expanduser(str(path)))
 
@@ -123,7 +127,7 @@ def load_checkpoint_file(path: str,
             f'({reason})') from None
     except RuntimeError as err:
         if 'TorchScript' in str(err) or 'torchscript' in str(err):
-            raise UnsafeCheckpointError(
+            raise TorchScriptArchiveError(
                 f'{path!r} is a TorchScript archive (as OpenAI released CLIP). '
                 'Convert it first: `python tools/model_converters/'
                 'clip_to_mmclip.py SRC DST`.') from None
@@ -227,12 +231,35 @@ def load_weights(path: str, map_location: Optional[str] = 'cpu') -> dict:
     """
     try:
         ckpt = load_checkpoint_file(path, map_location)
-    except UnsafeCheckpointError as err:
-        if 'TorchScript' in str(err):
-            raise
-        ckpt = torch.load(osp.expanduser(str(path)),
-                          map_location=map_location, weights_only=False,
-                          pickle_module=_inert_pickle_module())
+    except TorchScriptArchiveError:
+        raise
+    except UnsafeCheckpointError:
+        ckpt = load_without_executing(path, map_location)
+    return weights_of(ckpt, path)
+
+
+def load_without_executing(path: str,
+                           map_location: Optional[str] = 'cpu') -> object:
+    """``torch.load`` whose unpickler resolves only the globals
+    ``weights_only=True`` allows; every other class or function the file
+    names becomes an inert placeholder (see :func:`load_weights`).
+
+    Returns:
+        object: What the file holds, placeholders included; pass it to
+        :func:`weights_of`.
+    """
+    return torch.load(osp.expanduser(str(path)), map_location=map_location,
+                      weights_only=False, pickle_module=_inert_pickle_module())
+
+
+def weights_of(ckpt: object, path: str) -> dict:
+    """The ``state_dict`` (tensors only) and plain ``meta`` of a loaded
+    checkpoint (see :func:`load_weights`).
+
+    Raises:
+        UnsafeCheckpointError: ``ckpt`` is not a dict, or its weights are
+            not all tensors.
+    """
     if not isinstance(ckpt, dict):
         raise UnsafeCheckpointError(
             f'{path!r} holds a {type(ckpt).__name__}, not a state dict or a '

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from mmclip.converters import (ActivationWarning, ConversionError,
-                               UnknownLayoutError, UnsafeCheckpointError,
+                               UnknownLayoutError,
                                check_model_cfg, convert_checkpoint,
                                convert_file, save_mmclip_checkpoint)
 from mmclip.converters.arch import default_num_heads
