@@ -145,6 +145,14 @@ def _prepared_batches(model, items: List[Tuple[object, bool]],
                              'image; see the reasons above.')
 
 
+def _text_list(texts: Union[str, Sequence[str]]) -> List[str]:
+    """``texts`` as a non-empty list (one string is one text)."""
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts:
+        raise ValueError('texts is empty: give at least one text.')
+    return texts
+
+
 @contextlib.contextmanager
 def _eval_mode(model):
     was_training = model.training
@@ -159,13 +167,11 @@ def _eval_mode(model):
 def model_classes(model) -> Optional[List[str]]:
     """The class names behind a model's predictions without ``texts``.
 
-    A zero-shot head's ``classnames`` first, else the ``classes`` of the
-    model's dataset meta (mmpretrain classifiers, checkpoints written by
-    training). None when the model names no classes.
+    The ``classes`` of the model's dataset meta: for a :class:`CLIPModel`
+    its zero-shot head's class names (see ``CLIPModel._dataset_meta``), for
+    an mmpretrain classifier those of its checkpoint or test dataset. None
+    when the model names no classes.
     """
-    names = getattr(getattr(model, 'predict_head', None), 'classnames', None)
-    if names:
-        return list(names)
     for attr in ('_dataset_meta', 'dataset_meta'):
         meta = getattr(model, attr, None)
         if isinstance(meta, dict) and meta.get('classes'):
@@ -276,10 +282,7 @@ def inference_model(model,
         images, batch_size, progress, num_workers)
     with _eval_mode(model):
         if texts is not None:
-            texts = [texts] if isinstance(texts, str) else list(texts)
-            if not texts:
-                raise ValueError('texts is empty: give at least one label.')
-            classes = texts
+            classes = texts = _text_list(texts)
             score = _text_scorer(model, texts, templates, logit_scale)
         else:
             classes = model_classes(model)
@@ -348,9 +351,7 @@ def extract_features(model,
             out['image_embeds'] = torch.cat(embeds)
             out['img_paths'] = img_paths
         if texts is not None:
-            texts = [texts] if isinstance(texts, str) else list(texts)
-            if not texts:
-                raise ValueError('texts is empty: give at least one text.')
+            texts = _text_list(texts)
             step = 8 * batch_size
             out['text_embeds'] = torch.cat([
                 model.encode_text(

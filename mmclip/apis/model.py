@@ -170,11 +170,12 @@ def get_model(model: Union[str, Config],
         model (str | Config): A model name from :func:`list_models`, a config
             file path, a config name (see :func:`find_config`), or a loaded
             :class:`~mmengine.Config`.
-        pretrained (str | bool, optional): Path to an mmclip checkpoint,
-            loaded with ``weights_only=True``; a file that needs unpickling
-            is refused. ``True`` raises an error that says where the
-            model's original weights are and how to convert them (mmclip
-            publishes no converted checkpoints). Defaults to None (random
+        pretrained (str | bool, optional): Path to an mmclip checkpoint
+            (converted, or a training run's ``epoch_N.pth``); its weights
+            are read without executing anything (see
+            :func:`load_pretrained`). ``True`` raises an error that says
+            where the model's original weights are and how to convert them
+            (mmclip publishes no converted checkpoints). Defaults to None (random
             weights; False means the same).
         device (str | torch.device): Where to put the model. Defaults to
             ``'cpu'``.

@@ -102,11 +102,9 @@ class ShowPredictionsHook(Hook):
     def _classnames(self, runner) -> Optional[Sequence[str]]:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        head = getattr(model, 'predict_head', None)
-        names = getattr(head, 'classnames', None)
-        if names is None:
-            names = runner.test_dataloader.dataset.metainfo.get('classes')
-        return names
+        from .inference import model_classes
+        return model_classes(model) or (
+            runner.test_dataloader.dataset.metainfo.get('classes'))
 
     def _to_rgb_array(self, runner, img) -> np.ndarray:
         arr = img.detach().cpu().numpy().transpose(1, 2, 0)
