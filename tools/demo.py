@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-from mmclip.apis import get_model, preprocess_images
+from mmclip.apis import get_model, inference_model
 
 DIGITS_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'clip',
@@ -97,15 +97,13 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     model = get_model(args.model, pretrained=args.checkpoint)
     image = data.chelsea()  # scikit-image's photo of Chelsea the cat
-    with torch.no_grad():
-        inputs = preprocess_images(model, [image])
-        tokens = model.tokenizer(PROMPTS)
-        logits, _ = model.get_logits(inputs, tokens)
-        probs = logits.softmax(dim=-1)[0]
+    probs = inference_model(model, image, texts=PROMPTS)['pred_scores']
+    tokens = model.tokenizer(PROMPTS)
+    size = model.backbone.img_size  # OpenAI's preprocessing crops to it
     n_params = sum(p.numel() for p in model.parameters()) / 1e6
     print(f'model: {args.model} ({n_params:.1f}M parameters), image: '
           f'scikit-image chelsea {image.shape[1]}x{image.shape[0]} -> '
-          f'{tuple(inputs.shape[-2:])}')
+          f'{(size, size)}')
     print(f'tokens of "{PROMPTS[0]}": {tokens[0, :8].tolist()} ...')
     print(f'{"prompt":<32}{"probability":>12}')
     for prompt, p in sorted(zip(PROMPTS, probs.tolist()), key=lambda t: -t[1]):
