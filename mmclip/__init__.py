@@ -22,7 +22,7 @@ def __getattr__(name):
 
 # Make mmclip's models known to mmpretrain.list_models / get_model /
 # inference_model by name. This imports mmpretrain (and so torch).
-from .apis.model_index import register_mmpretrain_models  # noqa: E402
+from .model_index import register_mmpretrain_models  # noqa: E402
 
 try:
     register_mmpretrain_models()

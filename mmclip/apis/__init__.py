@@ -1,8 +1,8 @@
+from mmclip.model_index import (get_model_info, list_models,
+                                register_mmpretrain_models)
 from .inference import (extract_features, inference_model, list_folder,
                         model_classes)
 from .model import find_config, get_model, load_pretrained
-from .model_index import (get_model_info, list_models,
-                          register_mmpretrain_models)
 from .preprocess import default_clip_pipeline, load_image, preprocess_images
 from .test import prepare_test_config, test
 from .train import prepare_train_config, train

@@ -9,8 +9,9 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
+from mmclip.model_index import (find_model_info, get_model_info,
+                                no_published_weights)
 from mmclip.utils.checkpoint import load_weights
-from .model_index import find_model_info, get_model_info, no_published_weights
 
 # The image grid's position embedding is resized on load (see
 # CLIPVisionTransformer), so its shape may differ.

@@ -13,7 +13,7 @@ from mmengine.config import Config
 
 import mmclip  # noqa: F401 (registers the index with mmpretrain)
 from mmclip.apis import get_model, list_models, preprocess_images
-from mmclip.apis.model_index import (model_index, original_weights,
+from mmclip.model_index import (model_index, original_weights,
                                      register_mmpretrain_models)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -28,7 +28,7 @@ def model_index_path() -> str:
     Returns:
         str: An existing file.
     """
-    pkg = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    pkg = osp.dirname(osp.abspath(__file__))
     candidates = [osp.join(pkg, '.mim', INDEX_FILE),
                   osp.join(osp.dirname(pkg), INDEX_FILE)]
     for path in candidates:
