@@ -127,16 +127,9 @@ def infer_vision_arch(sd: Dict[str, torch.Tensor],
             f'{prefix}positional_embedding has {tokens} positions, not '
             '1 + a square grid; only square inputs with one class token are '
             'supported.')
-    source = 'checkpoint config or user'
-    if num_heads is None:
-        num_heads, source = default_num_heads(width, 'vision')
     proj = sd.get(prefix + 'proj')
     return dict(
-        embed_dims=int(width),
-        num_layers=_count_blocks(sd, prefix),
-        num_heads=int(num_heads),
-        num_heads_source=source,
-        mlp_ratio=_mlp_ratio(sd, prefix, width),
+        _transformer_arch(sd, prefix, width, num_heads, 'vision'),
         patch_size=int(ph),
         img_size=int(grid * ph),
         grid_size=int(grid),
@@ -163,18 +156,27 @@ def infer_text_arch(sd: Dict[str, torch.Tensor],
         return None
     _require(sd, prefix, _TEXT_KEYS)
     vocab, width = sd[prefix + 'token_embedding.weight'].shape
+    return dict(
+        _transformer_arch(sd, prefix, width, num_heads, 'text'),
+        vocab_size=int(vocab),
+        context_length=int(sd[prefix + 'positional_embedding'].shape[0]),
+        out_channels=int(sd[prefix + 'text_projection'].shape[1]))
+
+
+def _transformer_arch(sd: Dict[str, torch.Tensor], prefix: str, width: int,
+                      num_heads: Optional[int], tower: str) -> dict:
+    """What both towers' blocks share: ``embed_dims``, ``num_layers``,
+    ``num_heads`` (``width // 64`` when not known) with
+    ``num_heads_source``, and ``mlp_ratio``."""
     source = 'checkpoint config or user'
     if num_heads is None:
-        num_heads, source = default_num_heads(width, 'text')
+        num_heads, source = default_num_heads(width, tower)
     return dict(
         embed_dims=int(width),
         num_layers=_count_blocks(sd, prefix),
         num_heads=int(num_heads),
         num_heads_source=source,
-        mlp_ratio=_mlp_ratio(sd, prefix, width),
-        vocab_size=int(vocab),
-        context_length=int(sd[prefix + 'positional_embedding'].shape[0]),
-        out_channels=int(sd[prefix + 'text_projection'].shape[1]))
+        mlp_ratio=_mlp_ratio(sd, prefix, width))
 
 
 def _arch_kwargs(arch: dict) -> dict:
