@@ -12,17 +12,15 @@ ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 def default_clip_pipeline(img_size: int) -> List[dict]:
     """OpenAI's eval preprocessing without normalisation (the model's data
     preprocessor normalises): shortest side to ``img_size`` with PIL bicubic,
-    center crop ``img_size`` x ``img_size``, pack.
+    center crop ``img_size`` x ``img_size``, pack. The image-only
+    :func:`mmclip.datasets.clip_test_pipeline` (its loading step is dropped
+    here: images arrive decoded).
 
     Args:
         img_size (int): Target resolution.
     """
-    return [
-        dict(type='ResizeEdge', scale=img_size, edge='short',
-             backend='pillow', interpolation='bicubic'),
-        dict(type='CenterCrop', crop_size=img_size),
-        dict(type='PackInputs'),
-    ]
+    from mmclip.datasets.pipelines import clip_test_pipeline
+    return clip_test_pipeline(img_size, with_text=False)
 
 
 # Images above this many pixels are refused (1.5 GB of RGB at the limit);
