@@ -14,16 +14,14 @@ from .coco_caption import CocoCaptionDataset
 from .csv_classification import CsvClassificationDataset  # noqa: F401
 from .image_text import ImageTextDataset
 from .pipelines import clip_test_pipeline, clip_train_pipeline
-from .shards import expand_braces, iter_tar_samples, list_shards
 from .transforms import (LoadImageRGB, PackImageText, SampleCaption,
                          TokenizeText)
-from .webdataset import WebDatasetShards
+from .webdataset import WebDatasetShards, list_shards
 
 __all__ = [
     'ImageTextBaseDataset', 'ImageTextDataset', 'CocoCaptionDataset',
     'ClassificationTextDataset', 'WebDatasetShards', 'LoadImageRGB',
     'SampleCaption', 'TokenizeText', 'PackImageText', 'BadSampleTracker',
     'TooManyBadSamplesError', 'BAD_REASON_KEY', 'mark_bad', 'build_pipeline',
-    'clip_train_pipeline', 'clip_test_pipeline', 'expand_braces',
-    'list_shards', 'iter_tar_samples'
+    'clip_train_pipeline', 'clip_test_pipeline', 'list_shards'
 ]

@@ -1,36 +1,51 @@
 """Streaming image-text samples from webdataset tar shards (img2dataset).
 
-Why our own reader instead of the ``webdataset`` package: the format is a
-plain tar with one naming rule (:mod:`mmclip.datasets.shards`, ~100 lines
-over :mod:`tarfile`); we need only local shards, a shard split, a shuffle
-buffer and a sample quota, and we need them to cooperate with mmengine
-(rank from ``mmengine.dist``, bad-sample accounting, ``len()`` for the
-``EpochBasedTrainLoop``). The package adds a dependency with its own
-pipeline DSL, URL / ``pipe:`` handling and changing APIs across versions,
-which is harder to audit than this file. For remote shards, mount or copy
-them (or add an opener); that is the only feature we give up.
+The reading is the ``webdataset`` package's (the one open_clip uses): its
+``gopen`` opens local paths, ``pipe:`` commands and ``http(s)://`` URLs, its
+``tarfile_to_samples`` groups the members of a tar into samples by key, and
+``shuffle``, ``split_by_worker`` and ``DataPipeline.with_epoch`` give the
+buffer shuffle, the worker split and a fixed epoch length. This module only
+adds what mmengine needs around it: the rank from ``mmengine.dist``, a
+``len()`` for the ``EpochBasedTrainLoop``, and mmclip's bad-sample accounting
+(:mod:`mmclip.datasets.bad_samples`) as webdataset's ``handler=``.
 
-**Splitting** (no overlap, no loss): there are ``S = world_size *
-num_workers`` readers; reader ``s = rank * num_workers + worker_id`` reads
-shards ``s, s + S, s + 2S, ...``. With fewer shards than readers every
-reader opens every shard and keeps the samples ``i`` with
-``(i + shard_index) % S == s`` (correct, but each reader decompresses all
-shards; prefer at least ``S`` shards).
+**Shards**: ``'data/{00000..00331}.tar'`` (brace expansion), ``::``-joined
+patterns (open_clip's ``--train-data``), local globs, lists of any of these,
+``'pipe:aws s3 cp s3://bucket/{000..099}.tar -'`` and
+``'https://host/{000..099}.tar'``. Local shards are checked to exist at build
+time; ``pipe:`` and URLs are opened only when read.
+
+**Splitting** (no overlap, no loss): there are ``R = world_size *
+num_workers`` readers; rank ``r`` keeps every ``world_size``-th shard from
+``r`` (mmengine's rank), and each DataLoader worker of it every
+``num_workers``-th of those (``webdataset.split_by_worker``). With fewer
+shards than readers the same two splits apply to the samples instead: every
+reader reads every shard, in list order, and keeps 1 in ``R`` samples
+(correct, but each reader decompresses all shards; prefer at least ``R``
+shards). With ``resampled=True`` each reader instead draws shards at random
+with replacement (``webdataset.ResampledShards``, open_clip's
+``--dataset-resampled``): no split, some samples repeat within an epoch.
 
 **Epoch length**: with ``num_samples=None`` a pass reads every assigned
 shard once and the dataset has no ``len()`` (fine for a plain DataLoader or an
 ``IterBasedTrainLoop``). With ``num_samples=N`` each rank yields exactly
 ``len(dataset) = (N // world_size) // batch_size * batch_size`` samples per
-epoch, split over its workers in whole batches, and every worker cycles over
-its shards (reshuffled each pass) as long as needed, like open_clip's
-``--train-num-samples``. Set ``batch_size`` to the DataLoader's so no worker
-ends on a partial batch.
+epoch, split over its workers in whole batches (``with_epoch``), and every
+worker cycles over its shards (reshuffled each pass) as long as needed, like
+open_clip's ``--train-num-samples``. Set ``batch_size`` to the DataLoader's
+so no worker ends on a partial batch.
 
 **Shuffling**: shard order per reader and a ``shuffle_buffer`` of raw
 (undecoded, so cheap) samples, seeded from ``seed``, rank, worker id, the
 DataLoader's per-epoch worker seed and a per-process pass counter, so each
 epoch differs (also with ``persistent_workers=True``) and runs are
 reproducible. A worker yields its first sample once its buffer is full.
+
+**Bad data**: samples without an image or caption member, samples the
+pipeline rejects and damaged shards (truncated tar, missing file, failing
+``pipe:`` command) are skipped, counted, named in the log and limited like in
+the map-style datasets. A damaged shard counts as one bad sample however many
+of its members fail; the samples read before the damage are used.
 
 **Evaluation**: mmengine's evaluator needs ``len(dataset)`` and every sample
 exactly once; evaluate on a map-style dataset (``ImageTextDataset``,
@@ -47,18 +62,84 @@ exactly once; evaluate on a map-style dataset (``ImageTextDataset``,
                      num_samples=2_800_000, batch_size=256,
                      pipeline=train_pipeline))
 """
+import glob
 import json
+import os.path as osp
 import random
-from typing import Iterator, Optional, Sequence, Union
+from functools import partial
+from itertools import islice
+from typing import Iterable, Iterator, List, Optional, Sequence, Union
+from urllib.parse import urlparse
 
+import webdataset as wds
 from mmengine.dist import get_dist_info
 from mmengine.logging import MMLogger
 from torch.utils.data import IterableDataset, get_worker_info
+from webdataset.shardlists import expand_urls
 
 from mmclip.registry import DATASETS
-from .bad_samples import BAD_REASON_KEY, BadSampleTracker
+from .bad_samples import (BAD_REASON_KEY, BadSampleTracker,
+                          TooManyBadSamplesError)
 from .base_dataset import build_pipeline
-from .shards import iter_tar_samples, list_shards
+
+
+def _is_local(url: str) -> bool:
+    """Whether ``gopen`` reads ``url`` as a plain local path."""
+    return urlparse(url).scheme == ''
+
+
+def list_shards(shards: Union[str, Sequence[str]],
+                check_exists: bool = True) -> List[str]:
+    """Resolve a shard specification into the list webdataset opens.
+
+    Args:
+        shards (str | Sequence[str]): One pattern or a list of them. A
+            pattern may join several with ``::``, use brace expansion
+            (``data/{00000..00099}.tar``, webdataset's ``expand_urls``, which
+            also substitutes ``${NAME}`` from the ``WDS_NAME`` environment
+            variable), and, for local paths, globs (``data/*.tar``, sorted)
+            and ``~``. ``pipe:`` commands and URLs pass through unchanged.
+        check_exists (bool): Fail if a local shard is missing. Defaults to
+            True.
+
+    Returns:
+        List[str]: Shards in the order given.
+    """
+    patterns = [shards] if isinstance(shards, str) else list(shards)
+    urls: List[str] = []
+    for url in (u for p in patterns for u in expand_urls(str(p))):
+        if not _is_local(url):
+            urls.append(url)
+            continue
+        path = osp.expanduser(url)
+        if any(c in path for c in '*?['):
+            found = sorted(glob.glob(path))
+            if not found:
+                raise FileNotFoundError(
+                    f'Shard pattern {path!r} matches no file.')
+            urls += found
+        else:
+            urls.append(path)
+    if not urls:
+        raise ValueError(f'No shards in {shards!r}.')
+    if check_exists:
+        missing = [u for u in urls if _is_local(u) and not osp.isfile(u)]
+        if missing:
+            raise FileNotFoundError(
+                f'{len(missing)} of {len(urls)} shards do not exist, e.g. '
+                f'{missing[:3]}; check the shards pattern and the working '
+                'directory.')
+    return urls
+
+
+class _EvaluationSampleError(RuntimeError):
+    """A bad sample in test mode, where skipping would shift the metric."""
+
+
+def _split_by_rank(items: Iterable, rank: int, world_size: int) -> Iterator:
+    """Every ``world_size``-th item from ``rank`` (webdataset's
+    ``split_by_node`` with the rank mmengine's Runner set up)."""
+    return islice(items, rank, None, world_size)
 
 
 @DATASETS.register_module()
@@ -67,17 +148,19 @@ class WebDatasetShards(IterableDataset):
 
     Each sample holds an image member (first of ``image_exts`` present) and a
     caption member (``text_ext``), optionally a ``.json`` with metadata. The
-    pipeline receives ``dict(img_bytes=..., img_path='shard.tar:key',
+    pipeline receives ``dict(img_bytes=..., img_path='shard.tar:key.jpg',
     text=str, key=str, json=dict)`` and should start with ``LoadImageRGB``
     (which decodes ``img_bytes``). Samples the pipeline rejects, samples
     missing a member and damaged shards are counted, named in the log and
     limited exactly like in the map-style datasets (per process, see
-    :mod:`mmclip.datasets.bad_samples`).
+    :mod:`mmclip.datasets.bad_samples`). See the module docstring for the
+    splitting, epoch and shuffling rules.
 
     Args:
-        shards (str | Sequence[str]): Shard pattern(s): brace expansion
-            ``'data/{00000..00099}.tar'``, globs, ``::``-joined patterns or a
-            list of paths.
+        shards (str | Sequence[str]): Shard pattern(s), see
+            :func:`list_shards`: brace expansion ``'data/{00000..00099}.tar'``,
+            ``::``-joined patterns, local globs, ``pipe:`` commands, URLs or a
+            list of these.
         pipeline (Sequence[dict]): Transforms. Defaults to ().
         num_samples (int, optional): Samples per epoch over all ranks; None
             reads every shard once per epoch and gives no ``len()``.
@@ -104,8 +187,11 @@ class WebDatasetShards(IterableDataset):
             Defaults to 20.
         metainfo (dict, optional): Returned by :attr:`metainfo`.
             Defaults to None.
-        check_shards (bool): Check at build time that every shard exists.
-            Defaults to True.
+        check_shards (bool): Check at build time that every local shard
+            exists. Defaults to True.
+        resampled (bool): Draw shards at random with replacement in every
+            reader instead of splitting them (needs ``num_samples``).
+            Defaults to False.
     """
 
     def __init__(self,
@@ -124,15 +210,21 @@ class WebDatasetShards(IterableDataset):
                  max_bad_fraction: Optional[float] = 0.1,
                  min_samples: int = 20,
                  metainfo: Optional[dict] = None,
-                 check_shards: bool = True):
+                 check_shards: bool = True,
+                 resampled: bool = False):
         self.shards = list_shards(shards, check_exists=check_shards)
         self.pipeline = build_pipeline(pipeline)
         if num_samples is not None and num_samples < 1:
             raise ValueError(
                 f'num_samples must be positive, got {num_samples}')
+        if resampled and (num_samples is None or test_mode):
+            raise ValueError(
+                'resampled=True draws shards endlessly: set num_samples '
+                '(samples per epoch) and use it for training only.')
         self.num_samples = num_samples
         self.batch_size = int(batch_size)
         self.test_mode = test_mode
+        self.resampled = resampled
         self.shuffle_buffer = 0 if test_mode else int(shuffle_buffer)
         self.shuffle_shards = shuffle_shards and not test_mode
         self.seed = seed
@@ -144,6 +236,7 @@ class WebDatasetShards(IterableDataset):
             f'WebDatasetShards({len(self.shards)} shards)',
             max_bad_fraction=max_bad_fraction, min_samples=min_samples)
         self._passes = 0  # __iter__ calls in this process, for reseeding
+        self._shard_now, self._shard_failed = None, False
 
     @property
     def metainfo(self) -> dict:
@@ -175,69 +268,68 @@ class WebDatasetShards(IterableDataset):
         mine = batches // num_workers + (worker_id < batches % num_workers)
         return mine * self.batch_size
 
-    def _reader_shards(self, slot: int, num_slots: int):
-        """``(shard_index, path)`` pairs and whether samples are split."""
-        indexed = list(enumerate(self.shards))
-        if len(indexed) >= num_slots:
-            return indexed[slot::num_slots], False
-        if self._passes == 1 and slot == 0:
-            MMLogger.get_current_instance().warning(
-                f'{len(self.shards)} shards for {num_slots} readers (ranks x '
-                'workers): every reader reads every shard and keeps 1 in '
-                f'{num_slots} samples. Use at least {num_slots} shards.')
-        return indexed, True
-
-    def _raw_samples(self, slot: int, num_slots: int,
-                     rng: random.Random) -> Iterator[dict]:
-        mine, split = self._reader_shards(slot, num_slots)
-        while True:
-            order = list(mine)
+    def _stages(self, rank: int, world: int, worker_id: int,
+                num_workers: int, rng: random.Random) -> list:
+        """The webdataset pipeline of one reader for one pass."""
+        by_reader = [partial(_split_by_rank, rank=rank, world_size=world),
+                     wds.split_by_worker]
+        num_shards, readers = len(self.shards), world * num_workers
+        by_sample = []
+        if self.resampled:  # every reader draws from all shards: no split
+            source = [wds.ResampledShards(
+                self.shards, seed=self.seed, deterministic=True,
+                worker_seed=partial(rng.getrandbits, 31))]
+        elif num_shards >= readers:
+            source = [wds.SimpleShardList(self.shards), *by_reader]
             if self.shuffle_shards:
-                rng.shuffle(order)
-            found = 0
-            for index, path in order:
-                try:
-                    for i, sample in enumerate(iter_tar_samples(path)):
-                        if split and (i + index) % num_slots != slot:
-                            continue
-                        found += 1
-                        sample['__shard__'] = path
-                        yield sample
-                except Exception as e:  # damaged shard: log, go on
-                    self._bad(path, 'damaged tar, rest of shard skipped: '
-                              f'{type(e).__name__}: {e}')
-            if self.num_samples is None:
-                return
-            if not found:
-                raise RuntimeError(
-                    f'Shards {[p for _, p in mine][:3]}... of reader {slot} '
-                    'hold no samples; cannot fill num_samples.')
+                source.append(wds.shuffle(num_shards, num_shards, rng=rng))
+        else:  # split the samples; the same shard order in every reader
+            source, by_sample = [wds.SimpleShardList(self.shards)], by_reader
+            if self._passes == 1 and rank == worker_id == 0:
+                MMLogger.get_current_instance().warning(
+                    f'{num_shards} shards for {readers} readers (ranks x '
+                    'workers): every reader reads every shard and keeps 1 in '
+                    f'{readers} samples. Use at least {readers} shards.')
+        stages = [*source, self._note_shard,
+                  wds.tarfile_to_samples(handler=self._on_read_error),
+                  *by_sample]
+        if self.shuffle_buffer > 1:
+            stages.append(wds.shuffle(self.shuffle_buffer,
+                                      self.shuffle_buffer, rng=rng))
+        stages.append(self._prepared)
+        return stages
 
-    def _shuffled(self, samples: Iterator[dict],
-                  rng: random.Random) -> Iterator[dict]:
-        if self.shuffle_buffer <= 1:
-            yield from samples
-            return
-        buffer = []
-        for sample in samples:
-            if len(buffer) < self.shuffle_buffer:
-                buffer.append(sample)
-                continue
-            i = rng.randrange(len(buffer))
-            yield buffer[i]
-            buffer[i] = sample
-        rng.shuffle(buffer)
-        yield from buffer
+    def _note_shard(self, shards: Iterable[dict]) -> Iterator[dict]:
+        """Remember the shard being opened, to name it in read errors
+        (webdataset opens the next one only when this one is done)."""
+        for shard in shards:
+            self._shard_now, self._shard_failed = shard['url'], False
+            yield shard
+
+    def _on_read_error(self, exn: Exception) -> bool:
+        """webdataset's ``handler``: count a damaged shard once, go on."""
+        if isinstance(exn, (TooManyBadSamplesError, _EvaluationSampleError)):
+            # Raised by this handler for a member; the tar reader around it
+            # calls the handler again, with the shard appended to args.
+            exn.args = exn.args[:1]
+            raise exn
+        if not self._shard_failed:
+            self._shard_failed = True
+            detail = getattr(exn, 'strerror', None) or (
+                exn.args[0] if exn.args else '')
+            self._bad(self._shard_now, 'damaged tar, rest of shard skipped: '
+                      f'{type(exn).__name__}: {detail}')
+        return True  # skip to what is still readable
 
     def _bad(self, name: str, reason: str) -> None:
         if self.test_mode:
-            raise RuntimeError(
+            raise _EvaluationSampleError(
                 f'WebDatasetShards: evaluation sample {name} is bad: {reason}.'
                 ' Evaluation cannot skip samples; fix or remove it.')
         self.bad_samples.record_bad(name, reason)
 
     def _prepare(self, sample: dict) -> Optional[dict]:
-        name = f"{sample['__shard__']}:{sample['__key__']}"
+        name = f"{sample['__url__']}:{sample['__key__']}"
         img_ext = next((e for e in self.image_exts if e in sample), None)
         members = sorted(k for k in sample if not k.startswith('__'))
         if img_ext is None:
@@ -263,28 +355,40 @@ class WebDatasetShards(IterableDataset):
         self.bad_samples.record_good()
         return data
 
+    def _prepared(self, samples: Iterable[dict]) -> Iterator[dict]:
+        """The mmclip pipeline as the last stage (not ``wds.map``, which
+        would add ``__key__`` to the packed dict the model receives)."""
+        for sample in samples:
+            data = self._prepare(sample)
+            if data is not None:
+                yield data
+
     def __iter__(self) -> Iterator[dict]:
         rank, world = self._dist()
+        # webdataset's view of the worker, as its split_by_worker sees it
+        _, _, worker_id, num_workers = wds.utils.pytorch_worker_info()
         info = get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info else (0, 1)
         self._passes += 1
-        rng = random.Random(f'{self.seed}-{rank}-{wid}-'
+        rng = random.Random(f'{self.seed}-{rank}-{worker_id}-'
                             f'{info.seed if info else 0}-{self._passes}')
         quota = None if self.num_samples is None else \
-            self._worker_quota(wid, nw)
+            self._worker_quota(worker_id, num_workers)
         if quota == 0:
             return
+        pipeline = wds.DataPipeline(
+            *self._stages(rank, world, worker_id, num_workers, rng))
+        if quota is not None:
+            # repeats passes over this reader's shards until quota samples
+            pipeline = pipeline.with_epoch(quota)
         count = 0
-        stream = self._shuffled(
-            self._raw_samples(rank * nw + wid, world * nw, rng), rng)
-        for sample in stream:
-            data = self._prepare(sample)
-            if data is None:
-                continue
+        for count, data in enumerate(pipeline, 1):
             yield data
-            count += 1
-            if quota is not None and count >= quota:
-                return
+        if quota is not None and count < quota:
+            raise RuntimeError(
+                f'WebDatasetShards: rank {rank} worker {worker_id} found '
+                f'{count} usable samples, not {quota}: its shards (of '
+                f'{self.shards[:3]}...) hold no readable samples; check them '
+                '(see the bad-sample warnings).')
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(num_shards={len(self.shards)}, '

@@ -1,12 +1,18 @@
-"""WebDatasetShards: shard listing, tar reading, splitting, epochs, Runner."""
+"""WebDatasetShards: shard lists, samples, splitting, epochs, bad data, Runner.
+
+Workers are simulated with webdataset's own worker variables (``WORKER``,
+``NUM_WORKERS``) or run for real in a ``DataLoader(num_workers=2)``; ranks by
+the constructor arguments or by patching the module's ``get_dist_info``.
+"""
+import glob
 import itertools
 import os.path as osp
 import tarfile
-from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn as nn
+import webdataset as wds
 from imgtext_helpers import encode, logger_to, read_log, rgb_image, \
     write_shard
 from mmengine.dataset import pseudo_collate
@@ -14,8 +20,8 @@ from mmengine.model import BaseModel
 from torch.utils.data import DataLoader
 
 import mmclip.datasets.webdataset as wds_module
-from mmclip.datasets import (WebDatasetShards, clip_train_pipeline,
-                             expand_braces, iter_tar_samples, list_shards)
+from mmclip.datasets import (TooManyBadSamplesError, WebDatasetShards,
+                             clip_train_pipeline, list_shards)
 
 PER_SHARD = 6
 
@@ -38,29 +44,23 @@ def make_shards(root, num_shards=2, per_shard=PER_SHARD, extra=None):
     return paths
 
 
+def all_keys(num_shards=2):
+    return sorted(f's{s:02d}_{k:03d}' for s in range(num_shards)
+                  for k in range(PER_SHARD))
+
+
 def keys_of(dataset):
     return [d['data_samples'].key for d in dataset]
 
 
-def build(root, **kwargs):
+def build(root, shards=None, **kwargs):
     kwargs.setdefault('pipeline', clip_train_pipeline(img_size=16))
     pipeline = kwargs.pop('pipeline')
     # keep the webdataset key in the data sample, to check splitting
     pipeline[-1] = dict(type='PackImageText', meta_keys=('key', 'img_path'))
-    return WebDatasetShards(
-        osp.join(root, '{00000..%05d}.tar' % (kwargs.pop('n', 2) - 1)),
-        pipeline=pipeline, **kwargs)
-
-
-def test_expand_braces():
-    assert expand_braces('d/{08..11}.tar') == [
-        'd/08.tar', 'd/09.tar', 'd/10.tar', 'd/11.tar'
-    ]
-    assert expand_braces('{a,b}-{1..2}') == ['a-1', 'a-2', 'b-1', 'b-2']
-    assert expand_braces('{x,{1..3..2}}') == ['x', '1', '3']
-    assert expand_braces('{3..1}') == ['3', '2', '1']
-    assert expand_braces('no{brace}s{') == ['no{brace}s{']
-    assert len(expand_braces('{00000..00099}.tar')) == 100
+    if shards is None:
+        shards = osp.join(root, '{00000..%05d}.tar' % (kwargs.pop('n', 2) - 1))
+    return WebDatasetShards(shards, pipeline=pipeline, **kwargs)
 
 
 def test_list_shards(tmp_path):
@@ -74,22 +74,34 @@ def test_list_shards(tmp_path):
         list_shards(osp.join(root, '{00000..00003}.tar'))
     with pytest.raises(FileNotFoundError, match='matches no file'):
         list_shards(osp.join(root, '*.tgz'))
+    # pipe: commands and URLs are brace-expanded, neither globbed nor checked
+    assert list_shards('pipe:curl -s https://h/{0..1}.tar?x=1') == [
+        'pipe:curl -s https://h/0.tar?x=1', 'pipe:curl -s https://h/1.tar?x=1'
+    ]
+    assert list_shards(f'https://h/d/{{08..10}}.tar::{paths[0]}') == [
+        'https://h/d/08.tar', 'https://h/d/09.tar', 'https://h/d/10.tar',
+        paths[0]
+    ]
 
 
-def test_tar_reader_groups_members_by_key(tmp_path):
+def test_samples_handed_to_the_pipeline(tmp_path):
     path = make_shards(str(tmp_path), 1, 3)[0]
-    samples = list(iter_tar_samples(path))
-    assert [s['__key__'] for s in samples] == ['s00_000', 's00_001', 's00_002']
-    assert sorted(samples[1]) == ['__key__', 'json', 'png', 'txt']
-    assert samples[0]['txt'] == b'caption s00_000'
+    samples = list(WebDatasetShards(path, shuffle_buffer=0,
+                                    shuffle_shards=False))
+    assert [s['key'] for s in samples] == ['s00_000', 's00_001', 's00_002']
+    assert sorted(samples[1]) == ['img_bytes', 'img_path', 'json', 'key',
+                                  'text']
+    assert samples[1]['img_path'] == f'{path}:s00_001.png'
+    assert samples[1]['img_bytes'][:4] == b'\x89PNG'
+    assert samples[0]['text'] == 'caption s00_000'
+    assert samples[0]['json'] == {'key': 's00_000'}
 
 
 def test_single_pass_yields_everything(tmp_path):
     make_shards(str(tmp_path))
     ds = build(str(tmp_path), shuffle_buffer=4, rank=0, world_size=1)
     keys = keys_of(ds)
-    assert sorted(keys) == sorted(f's{s:02d}_{k:03d}' for s in range(2)
-                                  for k in range(PER_SHARD))
+    assert sorted(keys) == all_keys()
     sample = next(iter(ds))
     assert sample['inputs'].shape == (3, 16, 16)
     assert sample['data_samples'].text.startswith('caption s')
@@ -101,9 +113,47 @@ def test_single_pass_yields_everything(tmp_path):
     assert keys_of(eval_ds) == sorted(keys)  # no shuffling in test mode
 
 
+def test_shuffle_is_seeded(tmp_path):
+    make_shards(str(tmp_path), 4)
+    a, b, c = (build(str(tmp_path), n=4, shuffle_buffer=8, seed=seed)
+               for seed in (3, 3, 4))
+    first, second = keys_of(a), keys_of(a)
+    assert sorted(first) == sorted(second) and first != second
+    assert [keys_of(b), keys_of(b)] == [first, second]  # same seed, same run
+    assert keys_of(c) != first
+
+
+def test_pipe_shards(tmp_path):
+    paths = make_shards(str(tmp_path), 2)
+    ds = build(str(tmp_path), shards=f'pipe:cat {tmp_path}/{{00000..00001}}'
+               '.tar', rank=0, world_size=1)
+    assert ds.shards == [f'pipe:cat {p}' for p in paths]
+    samples = list(ds)
+    assert sorted(s['data_samples'].key for s in samples) == all_keys()
+    assert samples[0]['data_samples'].img_path.startswith('pipe:cat ')
+
+
+def test_https_shards_go_to_webdatasets_gopen(tmp_path, monkeypatch):
+    """No network here: stand in for curl and check the URL reaches it."""
+    path = make_shards(str(tmp_path), 1)[0]
+    opened = []
+
+    def fake_curl(url, mode, bufsize, **kwargs):
+        opened.append(url)
+        return open(path, mode)
+
+    monkeypatch.setitem(wds.gopen_schemes, 'https', fake_curl)
+    ds = build(str(tmp_path), shards='https://example.com/cc3m/{000..001}.tar',
+               rank=0, world_size=1, shuffle_shards=False)
+    assert len(keys_of(ds)) == 2 * PER_SHARD
+    assert opened == ['https://example.com/cc3m/000.tar',
+                      'https://example.com/cc3m/001.tar']
+
+
 def fake_worker(monkeypatch, wid, num_workers):
-    info = SimpleNamespace(id=wid, num_workers=num_workers, seed=1234 + wid)
-    monkeypatch.setattr(wds_module, 'get_worker_info', lambda: info)
+    """What webdataset's split_by_worker and the dataset read as worker."""
+    monkeypatch.setenv('WORKER', str(wid))
+    monkeypatch.setenv('NUM_WORKERS', str(num_workers))
 
 
 @pytest.mark.parametrize('num_shards', [2, 8])
@@ -115,22 +165,27 @@ def test_no_overlap_no_loss_across_ranks_and_workers(tmp_path, monkeypatch,
     for rank, wid in itertools.product(range(2), range(2)):
         fake_worker(monkeypatch, wid, 2)
         ds = build(str(tmp_path), n=num_shards, rank=rank, world_size=2)
-        seen += keys_of(ds)
+        keys = keys_of(ds)
+        assert keys, (rank, wid)  # every reader gets its share
+        seen += keys
     assert len(seen) == len(set(seen)) == num_shards * PER_SHARD
 
 
-def test_real_workers_and_mmengine_dist(tmp_path, monkeypatch):
-    make_shards(str(tmp_path), 2)
-    monkeypatch.setattr(wds_module, 'get_dist_info', lambda: (1, 2))
-    ds = build(str(tmp_path))  # rank 1 of 2 from mmengine.dist
-    loader = DataLoader(ds, batch_size=2, num_workers=2,
-                        collate_fn=pseudo_collate)
-    keys = [s.key for b in loader for s in b['data_samples']]
-    # Readers 2 and 3 of 4 keep samples i with (i + shard) % 4 in {2, 3}:
-    # i = 2, 3 of shard 0 and i = 1, 2, 5 of shard 1.
-    assert len(keys) == len(set(keys)) == 5
-    assert sorted(keys) == ['s00_002', 's00_003', 's01_001', 's01_002',
-                            's01_005']
+@pytest.mark.parametrize('num_shards', [2, 5])
+def test_real_workers_and_mmengine_dist(tmp_path, monkeypatch, num_shards):
+    """Ranks from mmengine.dist, 2 real DataLoader workers per rank."""
+    make_shards(str(tmp_path), num_shards)
+    per_rank = []
+    for rank in range(2):
+        monkeypatch.setattr(wds_module, 'get_dist_info',
+                            lambda r=rank: (r, 2))
+        ds = build(str(tmp_path), n=num_shards)
+        loader = DataLoader(ds, batch_size=2, num_workers=2,
+                            collate_fn=pseudo_collate)
+        per_rank.append([s.key for b in loader for s in b['data_samples']])
+    assert all(per_rank)
+    seen = per_rank[0] + per_rank[1]
+    assert len(seen) == len(set(seen)) and sorted(seen) == all_keys(num_shards)
 
 
 def test_num_samples_sets_epoch_length(tmp_path, monkeypatch):
@@ -144,11 +199,23 @@ def test_num_samples_sets_epoch_length(tmp_path, monkeypatch):
         keys = keys_of(ds)
         counts.append(len(keys))
     assert counts == [8, 8, 8]  # cycles over its shards to fill the quota
+    monkeypatch.delenv('WORKER')
+    monkeypatch.delenv('NUM_WORKERS')
     loader = DataLoader(ds, batch_size=4, collate_fn=pseudo_collate)
-    monkeypatch.setattr(wds_module, 'get_worker_info', lambda: None)
     assert len(loader) == 6 and len(list(loader)) == 6
     with pytest.raises(ValueError, match='less than one batch'):
         len(build(str(tmp_path), num_samples=3, batch_size=4, world_size=1))
+
+
+def test_resampled_shards(tmp_path):
+    make_shards(str(tmp_path), 3)
+    ds = build(str(tmp_path), n=3, resampled=True, num_samples=40,
+               batch_size=4, world_size=1, rank=0, shuffle_buffer=4)
+    keys = keys_of(ds)
+    assert len(keys) == len(ds) == 40  # more than the 18 samples: repeats
+    assert set(keys) <= set(all_keys(3))
+    with pytest.raises(ValueError, match='set num_samples'):
+        build(str(tmp_path), resampled=True)
 
 
 def test_bad_members_and_damaged_shards(tmp_path):
@@ -158,22 +225,30 @@ def test_bad_members_and_damaged_shards(tmp_path):
              ('broken', {'jpg': b'not an image', 'txt': 'a broken image'}),
              ('emptycap', {'jpg': encode(rgb_image(), 'JPEG'), 'txt': ' '})]
     paths = make_shards(str(tmp_path), 2, extra=extra)
-    with tarfile.open(paths[1]) as tar:  # cut shard 1 inside its 9th file
-        cut = tar.getmembers()[8].offset_data + 10
+    with tarfile.open(paths[1]) as tar:  # cut shard 1 in its 3rd image
+        cut = tar.getmembers()[6].offset_data + 10
     with open(paths[1], 'r+b') as f:
         f.truncate(cut)
-    ds = build(str(tmp_path), rank=0, world_size=1, max_bad_fraction=0.5)
+    missing = tmp_path / 'gone.tar'
+    ds = build(str(tmp_path), shards=paths + [f'pipe:cat {missing}'],
+               rank=0, world_size=1, max_bad_fraction=0.5)
     keys = keys_of(ds)
     assert len(keys) == len(set(keys))
     # shard 0's good samples and the 2 complete samples before the cut
     assert len(keys) == PER_SHARD + 2
-    assert ds.bad_samples.bad == 5
+    assert ds.bad_samples.bad == 6  # 4 members, the cut shard, the pipe
     text = read_log(log)
     for what in ('00000.tar:nocap', 'no .txt caption', '00000.tar:noimg',
                  'no image member', '00000.tar:broken.jpg',
                  'cannot decode', 'emptycap.jpg', 'empty caption',
-                 '00001.tar', 'damaged tar'):
+                 '00001.tar (damaged tar', f'pipe:cat {missing} (damaged tar'):
         assert what in text, what
+    with pytest.raises(RuntimeError, match='Evaluation cannot skip'):
+        keys_of(build(str(tmp_path), shards=paths[1], test_mode=True))
+    # the limit, hit inside webdataset's reader, is raised, not skipped
+    with pytest.raises(TooManyBadSamplesError,
+                       match=r'^WebDatasetShards\(1 shards\): 1 of 1 '):
+        keys_of(build(str(tmp_path), shards=paths[1], min_samples=1))
 
 
 class ToyModel(BaseModel):
@@ -227,3 +302,27 @@ def test_runner_trains_two_iterations(tmp_path):
         seed=0)
     batches = list(loader)
     assert len(loader) == len(batches) == 4
+
+
+def test_cc3m_config_builds(tmp_path):
+    """The base config's dataloader, on two local shards instead of CC3M."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+
+    from conftest import REPO_ROOT
+    make_shards(str(tmp_path), 2)
+    path, = glob.glob(osp.join(REPO_ROOT, 'configs', '_base_', 'datasets',
+                               'cc3m_wds_clip*.py'))
+    cfg = Config.fromfile(path)
+    loader_cfg = cfg.train_dataloader
+    assert loader_cfg.sampler is None
+    loader_cfg.update(batch_size=2, num_workers=0, persistent_workers=False)
+    loader_cfg.dataset.update(
+        shards=osp.join(str(tmp_path), '{00000..00001}.tar'), num_samples=4,
+        batch_size=2)
+    with DefaultScope.overwrite_default_scope('mmclip'):
+        loader = Runner.build_dataloader(loader_cfg, seed=0)
+    batches = list(loader)
+    assert len(loader) == len(batches) == 2
+    assert batches[0]['inputs'][0].shape == (3, 224, 224)
