@@ -1,26 +1,12 @@
 """Turning user images into the tensors a model's config expects."""
 import os
-from typing import Callable, List, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
-
-
-def default_clip_pipeline(img_size: int) -> List[dict]:
-    """OpenAI's eval preprocessing without normalisation (the model's data
-    preprocessor normalises): shortest side to ``img_size`` with PIL bicubic,
-    center crop ``img_size`` x ``img_size``, pack. The image-only
-    :func:`mmclip.datasets.clip_test_pipeline` (its loading step is dropped
-    here: images arrive decoded).
-
-    Args:
-        img_size (int): Target resolution.
-    """
-    from mmclip.datasets.pipelines import clip_test_pipeline
-    return clip_test_pipeline(img_size, with_text=False)
 
 
 # Images above this many pixels are refused (1.5 GB of RGB at the limit);
@@ -100,12 +86,7 @@ def load_image(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return image
 
 
-# File-reading steps of config pipelines; images arrive decoded here.
-_LOADING_TRANSFORMS = ('LoadImageFromFile', 'LoadImageFromNDArray',
-                       'LoadImageRGB')
-
-
-def _config_test_pipeline(cfg):
+def _config_test_pipeline(cfg) -> Optional[List[dict]]:
     """A config's evaluation pipeline: ``test_pipeline``, else the test
     dataloader's; None when the config has neither."""
     if cfg is None:
@@ -121,8 +102,10 @@ def _config_test_pipeline(cfg):
 def build_eval_transform(model: torch.nn.Module
                          ) -> Callable[[ImageLike], dict]:
     """The per-image half of :func:`preprocess_images`: a function that
-    loads one image (:func:`load_image`) and runs the model's evaluation
-    pipeline on it. Thread-safe, so folders can be decoded in parallel.
+    loads one image (:func:`load_image`) and runs the image steps of the
+    model's evaluation pipeline on it (its caption and file-loading steps
+    dropped, see :func:`mmclip.datasets.build_pipeline`). Thread-safe, so
+    folders can be decoded in parallel.
 
     Args:
         model (nn.Module): A model built by :func:`mmclip.apis.get_model`.
@@ -132,15 +115,14 @@ def build_eval_transform(model: torch.nn.Module
         tensor in the channel order the data preprocessor expects) and
         ``data_samples``, ready for :func:`collate_images`.
     """
-    from mmclip.registry import TRANSFORMS
-    import mmclip.datasets  # noqa: F401 (fills the transform registry)
+    from mmclip.datasets.pipelines import build_pipeline, clip_test_pipeline
     cfg = getattr(model, 'cfg', None) or getattr(model, '_config', None)
-    pipeline = _config_test_pipeline(cfg) or default_clip_pipeline(
-        model.backbone.img_size)
-    transforms = [
-        TRANSFORMS.build(t) for t in pipeline
-        if t['type'] not in _LOADING_TRANSFORMS
-    ]
+    # Without a config: OpenAI's evaluation preprocessing at the image
+    # tower's resolution.
+    pipeline = build_pipeline(
+        _config_test_pipeline(cfg)
+        or clip_test_pipeline(model.backbone.img_size),
+        images_only=True, decoded=True)
 
     # mmcv's layout is BGR and the preprocessor flips it to RGB; configs for
     # datasets that yield RGB arrays (CIFAR) turn the flip off (to_rgb=False)
@@ -151,11 +133,8 @@ def build_eval_transform(model: torch.nn.Module
         img = load_image(image)
         if bgr:
             img = np.ascontiguousarray(img[..., ::-1])
-        results = dict(img=img, img_shape=img.shape[:2],
-                       ori_shape=img.shape[:2])
-        for t in transforms:
-            results = t(results)
-        return results
+        return pipeline(dict(img=img, img_shape=img.shape[:2],
+                             ori_shape=img.shape[:2]))
 
     return transform
 
@@ -183,11 +162,12 @@ def preprocess_images(model: torch.nn.Module,
                       images: Sequence[ImageLike]) -> torch.Tensor:
     """Resize, crop and normalise images as the model's config says.
 
-    Uses the config's evaluation pipeline (``test_pipeline``, else
-    ``test_dataloader.dataset.pipeline``; file loading steps dropped) when
-    the model carries a config (``model.cfg`` or mmpretrain's
-    ``model._config``), else :func:`default_clip_pipeline` at the image
-    tower's ``img_size``; then the model's data preprocessor (OpenAI
+    Uses the image steps of the config's evaluation pipeline
+    (``test_pipeline``, else ``test_dataloader.dataset.pipeline``; caption
+    and file-loading steps dropped) when the model carries a config
+    (``model.cfg`` or mmpretrain's ``model._config``), else the image-only
+    :func:`mmclip.datasets.clip_test_pipeline` at the image tower's
+    ``img_size``; then the model's data preprocessor (OpenAI
     mean/std, BGR -> RGB). For the OpenAI configs this equals open_clip's
     ``image_transform(..., is_train=False)`` to 1e-6 (tested).
 

@@ -8,12 +8,13 @@ import mmpretrain.datasets  # noqa: F401
 
 from .bad_samples import (BAD_REASON_KEY, BadSampleTracker,
                           TooManyBadSamplesError, mark_bad)
-from .base_dataset import ImageTextBaseDataset, build_pipeline
+from .base_dataset import ImageTextBaseDataset
 from .classification_text import ClassificationTextDataset
 from .coco_caption import CocoCaptionDataset
 from .csv_classification import CsvClassificationDataset  # noqa: F401
 from .image_text import ImageTextDataset
-from .pipelines import clip_test_pipeline, clip_train_pipeline
+from .pipelines import (build_pipeline, clip_test_pipeline,
+                        clip_train_pipeline)
 from .transforms import (LoadImageRGB, PackImageText, SampleCaption,
                          TokenizeText)
 from .webdataset import WebDatasetShards, list_shards

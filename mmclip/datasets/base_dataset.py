@@ -2,39 +2,20 @@
 
 It adds to mmengine's ``BaseDataset``:
 
-* pipelines built from mmclip's ``TRANSFORMS`` registry under the ``mmclip``
-  scope, so ``LoadImageRGB`` & co. resolve even where another default scope
-  (e.g. ``mmpretrain``) is active, while mmpretrain's transforms still resolve
-  through the parent registry;
+* pipelines built by :func:`mmclip.datasets.pipelines.build_pipeline` (in the
+  ``mmclip`` scope, so ``LoadImageRGB`` & co. resolve even where another
+  default scope such as ``mmpretrain`` is active);
 * bad-sample accounting (:mod:`mmclip.datasets.bad_samples`): in training a
   sample the pipeline rejects is counted, named in the log and replaced by
   another index (mmengine's refetch); in evaluation skipping would shift the
   metric, so it raises an error naming the file and the reason.
 """
-from typing import Callable, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence
 
 from mmengine.dataset import BaseDataset, Compose
-from mmengine.registry import DefaultScope
 
-from mmclip.registry import TRANSFORMS
 from .bad_samples import BAD_REASON_KEY, BadSampleTracker
-
-
-def build_pipeline(pipeline: Sequence[Union[dict, Callable]]) -> Compose:
-    """Build a list of transform configs with mmclip's registry.
-
-    Args:
-        pipeline (Sequence[dict | callable]): Transform configs or objects.
-
-    Returns:
-        Compose: The composed pipeline.
-    """
-    transforms = []
-    with DefaultScope.overwrite_default_scope('mmclip'):
-        for t in pipeline:
-            transforms.append(
-                TRANSFORMS.build(t) if isinstance(t, dict) else t)
-    return Compose(transforms)
+from .pipelines import build_pipeline
 
 
 def check_caption_sampling(pipeline: Compose, dataset: str) -> None:

@@ -1,4 +1,5 @@
-"""Default CLIP data pipelines, to copy into configs or call from Python.
+"""CLIP data pipelines: the default configs, and the one builder that both
+datasets and inference (:mod:`mmclip.apis.preprocess`) use.
 
 Training follows OpenAI CLIP / open_clip: a random resized crop covering 90 to
 100 % of the image area, bicubic through Pillow; no flip or colour jitter.
@@ -26,7 +27,19 @@ The same lists, written out for ``img_size = 224``::
         dict(type='PackImageText'),
     ]
 """
-from typing import List
+from typing import Callable, List, Sequence, Union
+
+from mmengine.dataset import Compose
+from mmengine.registry import DefaultScope
+from mmpretrain.datasets.transforms import remove_transform
+
+from mmclip.registry import TRANSFORMS
+
+#: Steps that read an image file; inference hands over decoded images.
+LOADING_TRANSFORMS = ('LoadImageFromFile', 'LoadImageRGB')
+#: Steps on captions; images alone have none (retrieval pipelines tokenize
+#: every caption of an image).
+TEXT_TRANSFORMS = ('SampleCaption', 'TokenizeText')
 
 
 def clip_train_pipeline(img_size: int = 224,
@@ -88,5 +101,36 @@ def clip_test_pipeline(img_size: int = 224,
     ]
 
 
-CLIP_TRAIN_PIPELINE = clip_train_pipeline()
-CLIP_TEST_PIPELINE = clip_test_pipeline()
+def build_pipeline(pipeline: Sequence[Union[dict, Callable]],
+                   images_only: bool = False,
+                   decoded: bool = False) -> Compose:
+    """Build transform configs with mmclip's registry, whatever the
+    caller's default scope.
+
+    mmclip's own transforms (``LoadImageRGB``, ``PackImageText``, ...) are
+    found even where another default scope is active (``mmpretrain``, as in
+    :func:`mmpretrain.get_model`), and mmpretrain's (``ResizeEdge``,
+    ``PackInputs``, ...) through the parent registry.
+
+    Args:
+        pipeline (Sequence[dict | callable]): Transform configs or objects.
+        images_only (bool): Drop the caption steps
+            (:data:`TEXT_TRANSFORMS`), to run any test pipeline, a retrieval
+            one included, on images alone. Defaults to False.
+        decoded (bool): Drop the file-reading steps
+            (:data:`LOADING_TRANSFORMS`): the results dict arrives with
+            ``img`` already decoded. Defaults to False.
+
+    Returns:
+        Compose: The composed pipeline.
+    """
+    dropped = (TEXT_TRANSFORMS if images_only else ()) + (
+        LOADING_TRANSFORMS if decoded else ())
+    pipeline = list(pipeline)
+    for name in dropped:
+        pipeline = remove_transform(pipeline, name)
+    with DefaultScope.overwrite_default_scope('mmclip'):
+        return Compose([
+            TRANSFORMS.build(t) if isinstance(t, dict) else t
+            for t in pipeline
+        ])

@@ -13,6 +13,7 @@ from mmclip.apis import (extract_features, get_model, inference_model,
                          load_image, model_classes, preprocess_images)
 
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket')
+RETRIEVAL = 'clip_vit-base-p32_retrieval_coco'
 TEXTS = ['an astronaut', 'a cat', 'a cup of coffee', 'a rocket', 'a dog']
 
 
@@ -280,9 +281,49 @@ def test_extract_features(tmp_path, model, photos):
                               torch.ones(1))
 
 
+@pytest.fixture(scope='module')
+def retrieval_model():
+    # COCO retrieval: its evaluation pipeline starts with TokenizeText (the
+    # captions) and LoadImageRGB (the files). Random weights.
+    return get_model(RETRIEVAL)
+
+
+def test_retrieval_model_embeds_and_classifies_images(retrieval_model,
+                                                      photos):
+    feats = extract_features(retrieval_model, photos[:2], texts=TEXTS)
+    assert feats['image_embeds'].shape == (2, 512)
+    assert feats['text_embeds'].shape == (len(TEXTS), 512)
+    results = inference_model(retrieval_model, photos[:2], texts=TEXTS)
+    direct = _direct_probs(retrieval_model, photos[:2], TEXTS).numpy()
+    np.testing.assert_allclose(np.stack([r['pred_scores'] for r in results]),
+                               direct, atol=1e-6, rtol=1e-5)
+
+
+def test_mmpretrain_model_under_mmpretrain_scope(retrieval_model, photos):
+    # mmpretrain.get_model builds in its own scope, and a user of mmpretrain
+    # has 'mmpretrain' as the default scope: mmclip's transforms
+    # (PackImageText) must still be found.
+    from mmengine.registry import DefaultScope
+    from mmpretrain import get_model as mmpretrain_get_model
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = mmpretrain_get_model(RETRIEVAL)
+        model.load_state_dict(retrieval_model.state_dict())
+        feats = extract_features(model, photos[:2])
+        result = inference_model(model, photos[0], texts=TEXTS)
+    expected = extract_features(retrieval_model, photos[:2])
+    torch.testing.assert_close(feats['image_embeds'],
+                               expected['image_embeds'], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(
+        result['pred_scores'],
+        _direct_probs(retrieval_model, photos[:1], TEXTS)[0].numpy(),
+        atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize('name,size', [
     ('clip_vit-base-p32_zeroshot-cls_in1k', 224),
-    ('clip_vit-base-p16_zeroshot-cls_in1k-384px', 384)])
+    ('clip_vit-base-p16_zeroshot-cls_in1k-384px', 384),
+    # its test pipeline also tokenizes captions: images alone skip that
+    (RETRIEVAL, 224)])
 def test_preprocessing_equals_open_clip(name, size, photos):
     # OpenAI's eval transform as open_clip builds it (PIL bicubic resize of
     # the short side, center crop, normalise); odd sizes exercise the crop
