@@ -1,4 +1,5 @@
-"""mmclip.evaluation: retrieval and linear-probe metrics and utilities.
+"""mmclip.evaluation: retrieval and linear-probe metrics, prediction dumps,
+and utilities.
 
 Importing mmpretrain's counterpart fills the parent registry that mmclip's
 registry falls back to.
@@ -7,10 +8,10 @@ import mmpretrain.evaluation  # noqa: F401
 
 from .linear_probe import extract_features, linear_probe
 from .metrics import *  # noqa: F401,F403
-from .metrics import (ImageTextRetrievalMetric, LinearProbeMetric,
-                      retrieval_metrics)
+from .metrics import (DumpPredictions, ImageTextRetrievalMetric,
+                      LinearProbeMetric, retrieval_metrics)
 
 __all__ = [
-    'extract_features', 'linear_probe', 'ImageTextRetrievalMetric',
-    'LinearProbeMetric', 'retrieval_metrics'
+    'extract_features', 'linear_probe', 'DumpPredictions',
+    'ImageTextRetrievalMetric', 'LinearProbeMetric', 'retrieval_metrics'
 ]

@@ -1,7 +1,7 @@
 """One picture per prediction: the image, and its top-k classes as a bar chart.
 
 Used by ``tools/inference.py --show-dir`` and by ``tools/test.py --show-dir``
-(:class:`mmclip.apis.test.ShowPredictionsHook`), so predictions are drawn in
+(:class:`mmclip.engine.hooks.ShowPredictionsHook`), so predictions are drawn in
 one place.
 """
 import math

@@ -3,7 +3,6 @@ import csv
 import json
 import os
 import os.path as osp
-import pickle
 
 import numpy as np
 import pytest
@@ -100,23 +99,6 @@ def test_test_tool_digits(tmp_path, digits, checkpoint, capsys):
     assert len(list((tmp_path / 'cache').glob('*.pt'))) == 1
 
 
-def test_dump_predictions_pkl(tmp_path):
-    from mmpretrain.structures import DataSample
-
-    from mmclip.apis.test import DumpPredictions
-    with pytest.raises(ValueError, match='.json'):
-        DumpPredictions(str(tmp_path / 'preds.txt'))
-    metric = DumpPredictions(str(tmp_path / 'sub' / 'preds.pkl'))
-    sample = DataSample().set_gt_label(2).set_pred_score(
-        torch.tensor([0.1, 0.2, 0.7])).set_pred_label(2)
-    metric.process(None, [sample.to_dict()])
-    assert metric.evaluate(1) == {}
-    with open(tmp_path / 'sub' / 'preds.pkl', 'rb') as f:
-        preds = pickle.load(f)
-    assert preds[0]['pred_label'] == [2]
-    assert preds[0]['pred_score'] == pytest.approx([0.1, 0.2, 0.7])
-
-
 def test_prepare_test_config_errors(tmp_path):
     from mmclip.apis.test import prepare_test_config
     with pytest.raises(FileNotFoundError, match='clip_to_mmclip'):
@@ -127,3 +109,10 @@ def test_prepare_test_config_errors(tmp_path):
         'Accuracy', 'DumpPredictions'
     ]
     assert cfg.work_dir.endswith('clip_vit-tiny-p8_zeroshot-cls_digits-32px')
+
+
+def test_show_predictions_hook_builds_from_a_config(tmp_path):
+    from mmclip.registry import HOOKS
+    hook = HOOKS.build(dict(type='ShowPredictionsHook', out_dir=str(tmp_path),
+                            max_images=2))
+    assert (hook.out_dir, hook.max_images) == (str(tmp_path), 2)
