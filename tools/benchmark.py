@@ -32,7 +32,9 @@ turns within each round, then the ratio of mmclip to each peer. Machines are
 noisy: compare ratios from one run.
 """
 import argparse
+import os.path as osp
 import platform
+import runpy
 import time
 from functools import partial
 from typing import Callable, Dict, Optional
@@ -279,7 +281,10 @@ def run(args) -> Dict[str, Dict[str, Optional[float]]]:
     """Measure every row; returns ``{row: {library: rate}}``."""
     import open_clip
     from mmclip.models.tokenizers import CLIPBPETokenizer
-    from mmclip.utils.benchmark_data import make_benchmark_captions
+    # A helper module beside this script (tools are not a package).
+    make_benchmark_captions = runpy.run_path(osp.join(
+        osp.dirname(osp.abspath(__file__)),
+        'benchmark_data.py'))['make_benchmark_captions']
     dtype = dict(fp32=torch.float32, bf16=torch.bfloat16)[args.dtype]
     device = args.device
     sync = torch.cuda.synchronize if device.startswith('cuda') else (

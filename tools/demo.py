@@ -15,14 +15,16 @@
 import argparse
 import csv
 import os.path as osp
+import runpy
 import sys
 
 import torch
 
 from mmclip.apis import get_model, inference_model
 
+TOOLS_DIR = osp.dirname(osp.abspath(__file__))
 DIGITS_CONFIG = osp.join(
-    osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'clip',
+    osp.dirname(TOOLS_DIR), 'configs', 'clip',
     'clip_vit-tiny-p8_1xb32-24e_digits-32px.py')
 PROMPTS = [
     'a photo of a cat', 'a photo of a dog', 'a photo of an astronaut',
@@ -35,7 +37,8 @@ def parse_args(argv=None):
     parser.add_argument('--model', default='clip_vit-base-p32')
     parser.add_argument('--checkpoint', default=None,
                         help='mmclip checkpoint (convert OpenAI/open_clip/HF '
-                        'weights with tools/model_converters/clip_to_mmclip.py)')
+                        'weights with '
+                        'tools/model_converters/clip_to_mmclip.py)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--skip-digits', action='store_true',
                         help='only run the photo part')
@@ -49,8 +52,11 @@ def pretrain_digits(args) -> dict:
     """Prepare the digits data, train the tiny config, score held-out
     digits zero-shot. Returns the accuracies (%)."""
     from mmclip.apis import prepare_train_config, train, zero_shot_accuracy
-    from mmclip.datasets.digits import (CLASSNAMES, ZERO_SHOT_TEMPLATES,
-                                        prepare_digits)
+    from mmclip.datasets.digits import CLASSNAMES, ZERO_SHOT_TEMPLATES
+
+    # The data preparation is a tool too (tools are scripts, not a package).
+    tool = osp.join(TOOLS_DIR, 'dataset_converters', 'prepare_digits.py')
+    prepare_digits = runpy.run_path(tool)['prepare_digits']
     prepare_digits(args.data_root)
     cfg = prepare_train_config(
         args.digits_config, work_dir=args.work_dir,
@@ -86,7 +92,7 @@ def infer_with_checkpoint(args, cfg, images) -> None:
                '--cfg-options', 'model.predict_head.cache_dir=None']
     print('\n$ python tools/inference.py <8 held-out digits> ' +
           ' '.join(options))
-    tool = osp.join(osp.dirname(osp.abspath(__file__)), 'inference.py')
+    tool = osp.join(TOOLS_DIR, 'inference.py')
     cmd = [tool, *images, *options]
     subprocess.run([sys.executable, *cmd], check=True)
 

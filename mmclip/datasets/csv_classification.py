@@ -11,7 +11,7 @@ from mmclip.registry import DATASETS
 @DATASETS.register_module()
 class CsvClassificationDataset(BaseDataset):
     """Classification dataset read from a CSV with a header row, e.g. the
-    ``val.csv`` of :func:`mmclip.datasets.digits.prepare_digits`::
+    ``val.csv`` that ``tools/dataset_converters/prepare_digits.py`` writes::
 
         filepath,label
         images/0003.png,3

@@ -1,142 +1,21 @@
-"""A tiny image-text dataset from scikit-learn's handwritten digits.
+"""Class names and zero-shot prompts of the handwritten-digits dataset.
 
-``prepare_digits`` writes the 1797 8x8 images of ``sklearn.datasets.
-load_digits`` once as upscaled RGB PNGs (dark ink on white) with:
-
-- ``train.csv`` (``filepath,title``): training images with captions drawn
-  from :data:`TRAIN_TEMPLATES` (several phrasings, the digit as a word or a
-  numeral);
-- ``val.csv`` (``filepath,label``): held-out images with their class, for
-  zero-shot evaluation with :data:`ZERO_SHOT_TEMPLATES`, whose phrasings
-  never occur in training captions (so zero-shot accuracy measures transfer,
-  not memorised prompts);
-- ``classnames.txt``: ``zero`` .. ``nine``, one per line;
-- ``meta.json``: the arguments, to skip re-writing identical data.
-
-Paths in the CSVs are relative to ``out_dir`` (use it as ``data_root``).
+The data itself (scikit-learn's digits as PNGs with captions) is written by
+``tools/dataset_converters/prepare_digits.py``; these are what training and
+evaluation read at run time, through the ``'digits'`` entries of
+:mod:`mmclip.datasets.zero_shot_data` (e.g. the zero-shot head of
+``configs/clip/clip_vit-tiny-p8_zeroshot-cls_digits-32px.py``).
 """
-import csv
-import json
-import os
-import os.path as osp
-from typing import Dict
 
-import numpy as np
-from PIL import Image
-
+#: The digits' names, ``classnames.txt`` of the written data.
 CLASSNAMES = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven',
               'eight', 'nine')
 
-#: Training caption phrasings; ``{word}`` is e.g. ``seven``, ``{num}`` ``7``.
-TRAIN_TEMPLATES = (
-    'a photo of the number {word}',
-    'a handwritten digit {num}',
-    'the digit {word} written by hand',
-    'an image of a {num}',
-    'a scanned {word}',
-    'the number {num} written with a pen',
-    'a tiny blurry handwritten {word}',
-    'someone wrote a {num}',
-)
-
-#: Zero-shot prompts for evaluation, ``{}`` takes a class name from
-#: ``classnames.txt`` (or the numeral); never seen in training captions.
+#: Zero-shot prompts for evaluation, ``{}`` takes a class name; never seen
+#: in training captions (the tool's ``TRAIN_TEMPLATES``), so zero-shot
+#: accuracy measures transfer, not memorised prompts.
 ZERO_SHOT_TEMPLATES = (
     'a picture of the digit {}.',
     '{} drawn in black and white.',
     'a low resolution sketch of {}.',
 )
-
-#: Bumped when the written files change, so old outputs are rewritten.
-FORMAT_VERSION = 1
-
-
-def train_caption(label: int, template: str) -> str:
-    """Fill a training template for digit ``label``."""
-    return template.format(word=CLASSNAMES[label], num=label)
-
-
-def _digit_image(pixels: np.ndarray, size: int, resample: str) -> Image.Image:
-    """8x8 grey levels 0..16 (16 = ink) -> ``size`` x ``size`` RGB image."""
-    grey = np.rint(255 - pixels * (255 / 16)).astype(np.uint8)
-    method = {'nearest': Image.NEAREST, 'bilinear': Image.BILINEAR}[resample]
-    img = Image.fromarray(grey).resize((size, size), method)
-    return img.convert('RGB')
-
-
-def prepare_digits(out_dir: str,
-                   size: int = 32,
-                   val_fraction: float = 0.2,
-                   seed: int = 0,
-                   resample: str = 'bilinear') -> Dict:
-    """Write the digits dataset (see module docstring); idempotent.
-
-    Args:
-        out_dir (str): Output folder (created).
-        size (int): Side length of the PNGs. Defaults to 32.
-        val_fraction (float): Fraction of each class held out for
-            ``val.csv``. Defaults to 0.2.
-        seed (int): Seed of the split and of the caption choice.
-            Defaults to 0.
-        resample (str): ``'bilinear'`` or ``'nearest'`` upscaling.
-            Defaults to ``'bilinear'``.
-
-    Returns:
-        dict: The ``meta.json`` content: the arguments plus ``num_train``,
-        ``num_val`` and ``skipped`` (True when identical data existed).
-    """
-    from sklearn.datasets import load_digits
-    if not 0 < val_fraction < 1:
-        raise ValueError(f'val_fraction must be in (0, 1), got {val_fraction}')
-    if resample not in ('bilinear', 'nearest'):
-        raise ValueError(f"resample must be 'bilinear' or 'nearest', got "
-                         f'{resample!r}')
-    args = dict(
-        size=int(size), val_fraction=float(val_fraction), seed=int(seed),
-        resample=resample, version=FORMAT_VERSION)
-    meta_path = osp.join(out_dir, 'meta.json')
-    if osp.isfile(meta_path):
-        with open(meta_path) as f:
-            meta = json.load(f)
-        if meta.get('args') == args and all(
-                osp.isfile(osp.join(out_dir, n))
-                for n in ('train.csv', 'val.csv', 'classnames.txt')):
-            return dict(meta, skipped=True)
-
-    digits = load_digits()
-    images, labels = digits.images, digits.target.astype(int)
-    rng = np.random.RandomState(seed)
-    # Stratified split: the same fraction of every digit is held out.
-    is_val = np.zeros(len(labels), dtype=bool)
-    for c in range(10):
-        idx = np.flatnonzero(labels == c)
-        rng.shuffle(idx)
-        is_val[idx[:int(round(len(idx) * val_fraction))]] = True
-
-    os.makedirs(osp.join(out_dir, 'images'), exist_ok=True)
-    train_rows, val_rows = [], []
-    for i, (pixels, label) in enumerate(zip(images, labels)):
-        rel = f'images/{i:04d}.png'
-        _digit_image(pixels, size, resample).save(osp.join(out_dir, rel))
-        if is_val[i]:
-            val_rows.append((rel, int(label)))
-        else:
-            template = TRAIN_TEMPLATES[rng.randint(len(TRAIN_TEMPLATES))]
-            train_rows.append((rel, train_caption(label, template)))
-
-    _write_csv(osp.join(out_dir, 'train.csv'), ('filepath', 'title'),
-               train_rows)
-    _write_csv(osp.join(out_dir, 'val.csv'), ('filepath', 'label'), val_rows)
-    with open(osp.join(out_dir, 'classnames.txt'), 'w') as f:
-        f.write('\n'.join(CLASSNAMES) + '\n')
-    meta = dict(args=args, num_train=len(train_rows), num_val=len(val_rows))
-    with open(meta_path, 'w') as f:  # last: marks a complete write
-        json.dump(meta, f, indent=2)
-    return dict(meta, skipped=False)
-
-
-def _write_csv(path: str, header, rows) -> None:
-    with open(path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)

@@ -17,9 +17,8 @@ CONFIG = osp.join(REPO_ROOT, 'configs', 'clip',
 
 @pytest.fixture(scope='module')
 def digits(tmp_path_factory):
-    from mmclip.datasets.digits import prepare_digits
     root = str(tmp_path_factory.mktemp('digits'))
-    prepare_digits(root)
+    load_tool('dataset_converters/prepare_digits.py').prepare_digits(root)
     return root
 
 

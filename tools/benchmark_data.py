@@ -1,4 +1,5 @@
-"""Synthetic image captions for tokenizer / text-encoder benchmarks.
+"""Synthetic image captions for ``tools/benchmark.py`` (which loads this
+helper by its path: tools are scripts, not a package).
 
 Captions are built from small word lists with a seeded RNG, so every run (and
 every machine) gets the same data without downloading a dataset.

@@ -1,6 +1,6 @@
-"""prepare_digits: files, counts, loading, idempotence, prompt hygiene."""
+"""tools/dataset_converters/prepare_digits.py: files, counts, loading,
+idempotence, prompt hygiene."""
 import csv
-import importlib.util
 import os
 import os.path as osp
 from collections import Counter
@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 
 from mmclip.datasets import ImageTextDataset, clip_train_pipeline
-from mmclip.datasets.digits import (CLASSNAMES, TRAIN_TEMPLATES,
-                                    ZERO_SHOT_TEMPLATES, prepare_digits,
-                                    train_caption)
+from mmclip.datasets.digits import CLASSNAMES, ZERO_SHOT_TEMPLATES
 from mmclip.datasets.transforms import LoadImageRGB
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from conftest import load_tool
+
+tool = load_tool('dataset_converters/prepare_digits.py')
+prepare_digits, train_caption = tool.prepare_digits, tool.train_caption
+TRAIN_TEMPLATES = tool.TRAIN_TEMPLATES
 
 
 @pytest.fixture(scope='module')
@@ -101,15 +103,11 @@ def test_idempotent_and_deterministic(digits_dir, tmp_path):
 
 
 def test_cli(tmp_path, capsys):
-    path = osp.join(REPO, 'tools', 'dataset_converters', 'prepare_digits.py')
-    spec = importlib.util.spec_from_file_location('prepare_digits_cli', path)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
     out = str(tmp_path / 'd')
-    cli.main([out, '--size', '8', '--val-fraction', '0.5', '--seed', '1',
+    tool.main([out, '--size', '8', '--val-fraction', '0.5', '--seed', '1',
               '--resample', 'nearest'])
-    cli.main([out, '--size', '8', '--val-fraction', '0.5', '--seed', '1',
-              '--resample', 'nearest'])
+    tool.main([out, '--size', '8', '--val-fraction', '0.5', '--seed', '1',
+               '--resample', 'nearest'])
     lines = capsys.readouterr().out.splitlines()
     assert 'written' in lines[0] and 'already up to date' in lines[1]
     assert 890 <= len(read_csv(osp.join(out, 'val.csv'))) <= 905  # per class
