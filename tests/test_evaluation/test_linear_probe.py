@@ -111,8 +111,8 @@ def test_cli_end_to_end(tmp_path, tiny_clip_cfg):
 
 
 @pytest.mark.parametrize('name', [
-    'clip/clip_vit-base-p32_retrieval_coco-224px.py',
-    'clip/clip_vit-base-p16_retrieval_flickr30k-224px.py',
+    'clip/clip_vit-base-p32_retrieval_coco.py',
+    'clip/clip_vit-base-p16_retrieval_flickr30k.py',
 ])
 def test_retrieval_configs_parse(name):
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', name))

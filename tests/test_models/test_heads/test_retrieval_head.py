@@ -95,7 +95,7 @@ def test_retrieval_config_runs_in_runner(tmp_path, tiny_clip_cfg):
     ann = write_coco(tmp_path)
     cfg = Config.fromfile(osp.join(
         REPO_ROOT, 'configs', 'clip',
-        'clip_vit-base-p32_retrieval_coco-224px.py'))
+        'clip_vit-base-p32_retrieval_coco.py'))
     cfg.model = dict(tiny_clip_cfg,
                      predict_head=dict(type='ImageTextRetrievalHead'))
     cfg.test_dataloader.merge(dict(
