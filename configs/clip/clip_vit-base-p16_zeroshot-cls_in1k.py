@@ -1,14 +1,12 @@
-# Zero-shot ImageNet-1k classification with OpenAI CLIP ViT-B/16: class names
-# (OpenAI's curated ImageNet names) x OpenAI's 80 prompt templates.
-# Run: python tools/test.py THIS_CONFIG CHECKPOINT (CHECKPOINT converted with
-# tools/model_converters/clip_to_mmclip.py). The classifier is built on the
-# first batch and cached in ~/.cache/mmclip/zero_shot.
+# Zero-shot ImageNet-1k classification with OpenAI CLIP ViT-B/16
+# (../_base_/zeroshot-cls_in1k.py: class names x 80 prompt templates).
+#   python tools/model_converters/clip_to_mmclip.py ViT-B-16.pt \
+#       checkpoints/vit-b-16_openai.pth
+#   python tools/test.py \
+#       configs/clip/clip_vit-base-p16_zeroshot-cls_in1k.py \
+#       checkpoints/vit-b-16_openai.pth
 _base_ = [
     '../_base_/models/clip_vit-base-p16.py',
-    '../_base_/datasets/imagenet_bs32_clip-224px.py',
-    '../_base_/default_runtime.py',
+    '../_base_/zeroshot-cls_in1k.py',
 ]
-model = dict(
-    predict_head=dict(
-        type='ZeroShotClsHead', classnames='imagenet',
-        templates='openai_imagenet'))
+model = dict(predict_head=_base_.zero_shot_head)

@@ -6,7 +6,7 @@
 # for gradient checkpointing; `patch_dropout=0.5` halves image-tower compute.
 _base_ = [
     '../_base_/models/clip_vit-base-p32.py',
-    '../_base_/datasets/cc3m_wds_clip-224px.py',
+    '../_base_/datasets/cc3m_wds_clip.py',
     '../_base_/schedules/clip_pretrain_adamw_cosine.py',
     '../_base_/pretrain_runtime.py',
 ]

@@ -16,4 +16,12 @@ model = dict(
         arch='base',
         act_cfg=dict(type='QuickGELU')),
     tokenizer=dict(type='CLIPBPETokenizer'),
+    # OpenAI's normalisation, which the weights were trained with, in the
+    # 0-255 range of mmpretrain's preprocessor; BGR -> RGB, as mmcv and
+    # mmclip's loaders give BGR.
+    data_preprocessor=dict(
+        type='ClsDataPreprocessor',
+        mean=[0.48145466 * 255, 0.4578275 * 255, 0.40821073 * 255],
+        std=[0.26862954 * 255, 0.26130258 * 255, 0.27577711 * 255],
+        to_rgb=True),
 )

@@ -1,7 +1,11 @@
-# ImageNet-1k val with OpenAI's CLIP preprocessing: shortest side to 224
-# (bicubic, PIL), center crop 224x224. Not mmpretrain's zero-shot squash to
-# 224x224, which costs points. Normalisation happens in the model's data
-# preprocessor (OpenAI mean/std).
+# ImageNet-1k val (mmpretrain's layout under data/imagenet: val/,
+# meta/val.txt) with OpenAI's CLIP preprocessing: shortest side to img_size
+# (bicubic, PIL), center crop img_size x img_size. Not mmpretrain's zero-shot
+# squash to 224x224, which costs points. Normalisation happens in the model's
+# data preprocessor (OpenAI mean/std).
+# Other resolutions: mmengine resolves `img_size` inside this file, so a
+# config at another size sets it again and resizes the pipeline's ResizeEdge
+# and CenterCrop (see clip_vit-large-p14_zeroshot-cls_in1k-336px.py).
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet'
 img_size = 224
