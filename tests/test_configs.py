@@ -1,6 +1,6 @@
 """The configs in configs/clip: preprocessing stated in the model bases,
 pipelines at the model's resolution, names that say a non-default
-resolution, and dumps that read back."""
+resolution, dumps that read back, and a runnable command in each header."""
 import glob
 import os.path as osp
 import re
@@ -73,3 +73,15 @@ def test_dumped_config_reads_back_the_same(path, tmp_path):
     assert Config.fromfile(str(tmp_path / 'dumped.py')).to_dict() == (
         cfg.to_dict())
 
+
+@pytest.mark.parametrize('path', LEAVES, ids=name_of)
+def test_header_says_how_to_run_it(path):
+    with open(path) as f:
+        header = []
+        for line in f:
+            if not line.startswith('#'):
+                break
+            header.append(line.rstrip('\\\n').lstrip('# ').strip())
+    command = ' '.join(header)
+    assert re.search(r'tools/(train|test)\.py configs/clip/' +
+                     re.escape(osp.basename(path)), command), header

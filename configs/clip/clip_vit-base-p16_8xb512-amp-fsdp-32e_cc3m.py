@@ -1,6 +1,8 @@
 # ViT-B/16 on CC3M with FSDP through mmengine's FlexibleRunner: parameters,
 # gradients and optimizer states sharded over the GPUs, bf16 compute.
-#   torchrun --nproc_per_node 8 tools/train.py THIS_CONFIG --launcher pytorch
+#   torchrun --nproc_per_node 8 tools/train.py \
+#       configs/clip/clip_vit-base-p16_8xb512-amp-fsdp-32e_cc3m.py \
+#       --launcher pytorch
 # (DeepSpeed: strategy=dict(type='DeepSpeedStrategy', zero_optimization=
 # dict(stage=2), bf16=dict(enabled=True)) with optim_wrapper type
 # 'DeepSpeedOptimWrapper'.)

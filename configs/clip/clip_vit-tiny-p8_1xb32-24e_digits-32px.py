@@ -1,9 +1,10 @@
 # A tiny CLIP trained from scratch on scikit-learn's handwritten digits, in a
-# few minutes on 2 CPU cores. Prepare the data once:
-#   python tools/dataset_converters/prepare_digits.py data/digits
-# then: python tools/train.py THIS_CONFIG. Zero-shot accuracy on the held-out
-# digits uses prompts the training captions never contain verbatim
+# few minutes on 2 CPU cores. Zero-shot accuracy on the held-out digits uses
+# prompts the training captions never contain verbatim
 # (mmclip.datasets.digits.ZERO_SHOT_TEMPLATES); `make demo` prints it.
+#   python tools/dataset_converters/prepare_digits.py data/digits
+#   python tools/train.py \
+#       configs/clip/clip_vit-tiny-p8_1xb32-24e_digits-32px.py
 _base_ = [
     '../_base_/schedules/clip_pretrain_adamw_cosine.py',
     '../_base_/pretrain_runtime.py',

@@ -2,7 +2,11 @@
 # class names ``zero``..``nine`` x the zero-shot templates that training
 # captions never contain (mmclip.datasets.digits.ZERO_SHOT_TEMPLATES).
 #   python tools/dataset_converters/prepare_digits.py data/digits
-#   python tools/test.py THIS_CONFIG work_dirs/.../epoch_24.pth
+#   python tools/train.py \
+#       configs/clip/clip_vit-tiny-p8_1xb32-24e_digits-32px.py
+#   python tools/test.py \
+#       configs/clip/clip_vit-tiny-p8_zeroshot-cls_digits-32px.py \
+#       work_dirs/clip_vit-tiny-p8_1xb32-24e_digits-32px/epoch_24.pth
 _base_ = ['./clip_vit-tiny-p8_1xb32-24e_digits-32px.py']
 model = dict(
     predict_head=dict(
