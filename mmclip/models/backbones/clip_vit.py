@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
+from mmpretrain.models.utils import build_norm_layer
 
 from mmclip.registry import MODELS
 from ..layers import TowerMixin, Transformer, resize_grid_pos_embed
@@ -44,7 +45,10 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
         patch_dropout (float): Fraction of patch tokens randomly dropped in
             training (FLIP, arXiv 2212.00794); the class token is kept.
             Defaults to 0.
-        drop_path_rate (float): Stochastic depth rate. Defaults to 0.
+        drop_path_rate (float): Stochastic depth rate of the last block,
+            increasing linearly from 0 at the first. Defaults to 0.
+        attn_drop_rate (float): Dropout on the attention weights of every
+            block in training. Defaults to 0.
         frozen_stages (int): ``-1`` freezes nothing; ``0`` freezes the patch
             embedding, class token, position embedding and ``ln_pre``; ``k``
             additionally the first ``k`` blocks; ``num_layers`` plus
@@ -81,6 +85,7 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
                  out_type: str = 'proj',
                  patch_dropout: float = 0.,
                  drop_path_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  layer_norm_eps: float = 1e-5,
@@ -119,7 +124,8 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         self.positional_embedding = nn.Parameter(
             scale * torch.randn(num_tokens, width))
-        self.ln_pre = nn.LayerNorm(width, eps=layer_norm_eps)
+        norm_cfg = dict(type='LN', eps=layer_norm_eps)
+        self.ln_pre = build_norm_layer(norm_cfg, width)
         self.transformer = Transformer(
             width,
             self.arch_settings['num_layers'],
@@ -127,9 +133,10 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
             mlp_ratio=self.arch_settings.get('mlp_ratio', 4.),
             act_cfg=act_cfg,
             drop_path_rate=drop_path_rate,
-            layer_norm_eps=layer_norm_eps)
+            layer_norm_eps=layer_norm_eps,
+            attn_drop_rate=attn_drop_rate)
         self.transformer.grad_checkpointing = with_cp
-        self.ln_post = nn.LayerNorm(width, eps=layer_norm_eps)
+        self.ln_post = build_norm_layer(norm_cfg, width)
         self.proj = nn.Parameter(scale * torch.randn(
             width, out_channels)) if out_channels else None
 

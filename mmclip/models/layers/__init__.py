@@ -1,9 +1,9 @@
 from .pos_embed import resize_grid_pos_embed
-from .transformer import (QuickGELU, ResidualAttentionBlock, SelfAttention,
-                          Transformer, build_activation)
+from .transformer import (ResidualAttentionBlock, SelfAttention, Transformer,
+                          build_activation)
 from .utils import TowerMixin, freeze
 
 __all__ = [
-    'QuickGELU', 'ResidualAttentionBlock', 'TowerMixin', 'SelfAttention', 'Transformer',
+    'ResidualAttentionBlock', 'SelfAttention', 'TowerMixin', 'Transformer',
     'build_activation', 'freeze', 'resize_grid_pos_embed'
 ]

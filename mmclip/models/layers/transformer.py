@@ -21,51 +21,42 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn.bricks import DropPath
+from mmpretrain.models.utils import build_norm_layer
 from torch.utils.checkpoint import checkpoint
 
-
-class QuickGELU(nn.Module):
-    """``x * sigmoid(1.702 * x)``, the GELU approximation OpenAI trained with.
-
-    Kept (although slower than :class:`torch.nn.GELU`) because OpenAI's CLIP
-    weights were trained with it: running them with exact GELU silently costs
-    zero-shot accuracy, and LAION weights trained with GELU lose accuracy the
-    other way round. Which one a model uses is part of its config.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
-
-
-_ACTIVATIONS = {'QuickGELU': QuickGELU, 'GELU': nn.GELU}
+from mmclip.registry import MODELS
 
 
 def build_activation(act_cfg: dict) -> nn.Module:
-    """Build the MLP activation from ``dict(type='QuickGELU' | 'GELU')``.
+    """Build the MLP activation from the registry (``MODELS.build``).
+
+    OpenAI's weights were trained with ``dict(type='QuickGELU')``,
+    ``x * sigmoid(1.702 * x)`` (mmpretrain's module), most LAION weights with
+    ``dict(type='GELU')`` (torch's exact, erf-based ``nn.GELU``, registered
+    by mmcv). Running weights with the other one silently costs zero-shot
+    accuracy, so the activation is part of every tower config. Any other
+    registered activation works too (e.g. ``dict(type='SiLU')``).
+
+    The lookup is made in mmclip's scope whatever the caller's default scope
+    (``mmpretrain.get_model`` sets ``'mmpretrain'``, other libraries their
+    own), so the same config builds the same module everywhere.
 
     Args:
-        act_cfg (dict): Activation config; ``type`` is ``'QuickGELU'`` or
-            ``'GELU'`` (exact, erf-based).
+        act_cfg (dict): Activation config with a registered ``type`` and the
+            module's keyword arguments.
 
     Returns:
         nn.Module: The activation layer.
     """
     act_type = act_cfg.get('type') if isinstance(act_cfg, dict) else None
-    if act_type not in _ACTIVATIONS:
-        raise ValueError(
-            f'Unknown activation {act_cfg!r}: use dict(type="QuickGELU") for '
-            'OpenAI weights or dict(type="GELU") for most LAION weights.')
-    kwargs = {k: v for k, v in act_cfg.items() if k != 'type'}
-    return _ACTIVATIONS[act_type](**kwargs)
-
-
-def drop_path(x: torch.Tensor, drop_prob: float, training: bool):
-    """Stochastic depth: zero whole samples of a residual branch."""
-    if drop_prob == 0. or not training:
-        return x
-    keep = 1 - drop_prob
-    mask = x.new_empty((x.shape[0], ) + (1, ) * (x.ndim - 1)).bernoulli_(keep)
-    return x * mask / keep
+    with MODELS.switch_scope_and_registry('mmclip') as registry:
+        if act_type is None or registry.get(act_type) is None:
+            raise ValueError(
+                f'Unknown activation {act_cfg!r}: use dict(type="QuickGELU") '
+                'for OpenAI weights or dict(type="GELU") for most LAION '
+                'weights.')
+        return registry.build(act_cfg)
 
 
 class SelfAttention(nn.Module):
@@ -79,8 +70,8 @@ class SelfAttention(nn.Module):
     Args:
         embed_dims (int): Width ``C`` of the tokens.
         num_heads (int): Number of heads; must divide ``embed_dims``.
-        attn_drop (float): Dropout on attention weights during training.
-            Defaults to 0.
+        attn_drop (float): Dropout probability of the attention weights in
+            training (inside SDPA). Defaults to 0.
 
     Shapes:
         - input: ``(B, L, C)``
@@ -129,9 +120,11 @@ class ResidualAttentionBlock(nn.Module):
         mlp_ratio (float): MLP hidden width over ``C``. Defaults to 4.
         act_cfg (dict): MLP activation, see :func:`build_activation`.
             Defaults to ``dict(type='QuickGELU')``.
-        drop_path_rate (float): Stochastic depth of both residual branches.
-            Defaults to 0.
+        drop_path_rate (float): Stochastic depth of both residual branches
+            (mmcv's ``DropPath``). Defaults to 0.
         layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
+        attn_drop_rate (float): Dropout on the attention weights in
+            training. Defaults to 0.
 
     Shapes:
         - input: ``(B, L, C)``
@@ -144,22 +137,25 @@ class ResidualAttentionBlock(nn.Module):
                  mlp_ratio: float = 4.,
                  act_cfg: dict = dict(type='QuickGELU'),
                  drop_path_rate: float = 0.,
-                 layer_norm_eps: float = 1e-5):
+                 layer_norm_eps: float = 1e-5,
+                 attn_drop_rate: float = 0.):
         super().__init__()
         hidden = int(embed_dims * mlp_ratio)
-        self.ln_1 = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
-        self.attn = SelfAttention(embed_dims, num_heads)
-        self.ln_2 = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
+        norm_cfg = dict(type='LN', eps=layer_norm_eps)
+        self.ln_1 = build_norm_layer(norm_cfg, embed_dims)
+        self.attn = SelfAttention(embed_dims, num_heads, attn_drop_rate)
+        self.ln_2 = build_norm_layer(norm_cfg, embed_dims)
         self.mlp = nn.Sequential(
             OrderedDict([('c_fc', nn.Linear(embed_dims, hidden)),
                          ('gelu', build_activation(act_cfg)),
                          ('c_proj', nn.Linear(hidden, embed_dims))]))
-        self.drop_path_rate = drop_path_rate
+        # Parameter-free: state dicts keep OpenAI's names either way.
+        self.drop_path = (
+            DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity())
 
     def forward(self, x: torch.Tensor, is_causal: bool = False):
-        p, training = self.drop_path_rate, self.training
-        x = x + drop_path(self.attn(self.ln_1(x), is_causal), p, training)
-        return x + drop_path(self.mlp(self.ln_2(x)), p, training)
+        x = x + self.drop_path(self.attn(self.ln_1(x), is_causal))
+        return x + self.drop_path(self.mlp(self.ln_2(x)))
 
 
 class Transformer(nn.Module):
@@ -174,6 +170,8 @@ class Transformer(nn.Module):
         drop_path_rate (float): Stochastic depth of the last block, linearly
             increasing from 0 at the first. Defaults to 0.
         layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
+        attn_drop_rate (float): Attention-weight dropout of every block in
+            training. Defaults to 0.
 
     Shapes:
         - input: ``(B, L, C)``
@@ -187,7 +185,8 @@ class Transformer(nn.Module):
                  mlp_ratio: float = 4.,
                  act_cfg: dict = dict(type='QuickGELU'),
                  drop_path_rate: float = 0.,
-                 layer_norm_eps: float = 1e-5):
+                 layer_norm_eps: float = 1e-5,
+                 attn_drop_rate: float = 0.):
         super().__init__()
         self.embed_dims = embed_dims
         self.num_layers = num_layers
@@ -198,7 +197,8 @@ class Transformer(nn.Module):
                  for i in range(num_layers)]
         self.resblocks = nn.ModuleList([
             ResidualAttentionBlock(embed_dims, num_heads, mlp_ratio, act_cfg,
-                                   rate, layer_norm_eps) for rate in rates
+                                   rate, layer_norm_eps, attn_drop_rate)
+            for rate in rates
         ])
 
     def forward(self, x: torch.Tensor, is_causal: bool = False):

@@ -4,6 +4,7 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
+from mmpretrain.models.utils import build_norm_layer
 
 from mmclip.registry import MODELS
 from ..layers import TowerMixin, Transformer
@@ -48,6 +49,8 @@ class CLIPTextTransformer(TowerMixin, BaseModule):
             ``k`` also the first ``k`` blocks; ``num_layers`` everything.
             Defaults to -1.
         with_cp (bool): Gradient checkpointing in training. Defaults to False.
+        attn_drop_rate (float): Dropout on the attention weights of every
+            block in training. Defaults to 0.
         layer_norm_eps (float): Epsilon of every LayerNorm. Defaults to 1e-5.
         init_cfg (dict | list[dict], optional): mmengine init config.
 
@@ -74,6 +77,7 @@ class CLIPTextTransformer(TowerMixin, BaseModule):
                  trim_padding: bool = True,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
+                 attn_drop_rate: float = 0.,
                  layer_norm_eps: float = 1e-5,
                  init_cfg: Optional[Union[dict, Sequence[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
@@ -99,9 +103,11 @@ class CLIPTextTransformer(TowerMixin, BaseModule):
             self.arch_settings['num_heads'],
             mlp_ratio=self.arch_settings.get('mlp_ratio', 4.),
             act_cfg=act_cfg,
-            layer_norm_eps=layer_norm_eps)
+            layer_norm_eps=layer_norm_eps,
+            attn_drop_rate=attn_drop_rate)
         self.transformer.grad_checkpointing = with_cp
-        self.ln_final = nn.LayerNorm(width, eps=layer_norm_eps)
+        self.ln_final = build_norm_layer(
+            dict(type='LN', eps=layer_norm_eps), width)
         self.text_projection = nn.Parameter(torch.empty(width, out_channels))
 
         # OpenAI's init, so a model trained from scratch starts as theirs did.

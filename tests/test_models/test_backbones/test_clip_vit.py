@@ -1,11 +1,14 @@
 import copy
+import re
 
 import pytest
 import torch
 import torch.nn as nn
 
+from mmpretrain.models.utils import QuickGELU
+
 from mmclip.models import CLIPVisionTransformer
-from mmclip.models.layers import QuickGELU
+from mmclip.registry import MODELS
 
 TINY = dict(embed_dims=64, num_layers=3, num_heads=4, proj_dims=32)
 
@@ -36,8 +39,11 @@ def test_bad_arguments_name_the_fix():
         CLIPVisionTransformer(arch=dict(TINY), img_size=30, patch_size=8)
     with pytest.raises(ValueError, match='pool_type'):
         tiny(pool_type='max')
-    with pytest.raises(ValueError, match='QuickGELU'):
-        tiny(act_cfg=dict(type='Swish'))
+    advice = ('use dict(type="QuickGELU") for OpenAI weights or '
+              'dict(type="GELU") for most LAION weights.')
+    for bad in (dict(type='QuickGeLU'), dict(act='GELU'), 'GELU'):
+        with pytest.raises(ValueError, match=re.escape(advice)):
+            tiny(act_cfg=bad)
     with pytest.raises(ValueError, match='img_size=32'):
         tiny().eval()(torch.randn(1, 3, 48, 48))
 
@@ -69,8 +75,17 @@ def test_out_types_and_pooling():
 
 def test_activation_from_config():
     q, g = tiny(), tiny(act_cfg=dict(type='GELU'))
+    # The registry's modules: mmpretrain's QuickGELU, torch's exact GELU.
     assert isinstance(q.transformer.resblocks[0].mlp.gelu, QuickGELU)
-    assert isinstance(g.transformer.resblocks[0].mlp.gelu, nn.GELU)
+    assert type(g.transformer.resblocks[0].mlp.gelu) is nn.GELU
+    x = torch.linspace(-6, 6, 101)
+    torch.testing.assert_close(QuickGELU()(x), x * torch.sigmoid(1.702 * x),
+                               rtol=0, atol=0)
+    # Any registered activation, whatever the caller's default scope.
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        s = tiny(act_cfg=dict(type='SiLU'))
+    assert type(s.transformer.resblocks[0].mlp.gelu) is nn.SiLU
     g.load_state_dict(q.state_dict())
     x = torch.randn(1, 3, 32, 32)
     assert not torch.allclose(q.eval()(x)[0], g.eval()(x)[0])
@@ -158,3 +173,38 @@ def test_drop_path_changes_training_output_only():
     a = m(x)[0]
     torch.manual_seed(2)
     assert not torch.allclose(a, m(x)[0])
+
+
+def test_attn_drop_rate_from_config():
+    """Set from a config, reaches every block's attention, acts in training
+    only (``SelfAttention(attn_drop=...)`` was unreachable before)."""
+    cfg = dict(type='CLIPVisionTransformer', arch=dict(TINY), img_size=32,
+               patch_size=8, attn_drop_rate=0.5)
+    m = MODELS.build(cfg)
+    assert [b.attn.attn_drop for b in m.transformer.resblocks] == [0.5] * 3
+    ref = tiny()
+    ref.load_state_dict(m.state_dict())
+    x = torch.randn(4, 3, 32, 32)
+    torch.testing.assert_close(m.eval()(x)[0], ref.eval()(x)[0])
+    m.train()
+    torch.manual_seed(1)
+    a = m(x)[0]
+    torch.manual_seed(2)
+    assert not torch.allclose(a, m(x)[0])
+    assert not torch.allclose(a, ref.train()(x)[0])
+
+
+def test_norms_and_drop_path_are_stack_bricks():
+    from mmcv.cnn.bricks import DropPath
+    m = tiny(drop_path_rate=0.2)
+    blocks = m.transformer.resblocks
+    assert isinstance(blocks[1].drop_path, DropPath)
+    assert [getattr(b.drop_path, 'drop_prob', 0.) for b in blocks] == [
+        0., pytest.approx(0.1), pytest.approx(0.2)]
+    assert type(m.ln_pre) is nn.LayerNorm and m.ln_post.eps == 1e-5
+    assert tiny(layer_norm_eps=1e-6).transformer.resblocks[0].ln_1.eps == 1e-6
+    # OpenAI's parameter names, no extra entries from the bricks.
+    names = set(tiny().state_dict())
+    assert {'ln_pre.weight', 'ln_post.bias', 'transformer.resblocks.0.ln_1.'
+            'weight', 'transformer.resblocks.2.ln_2.bias'} <= names
+    assert not any('drop' in n for n in names)

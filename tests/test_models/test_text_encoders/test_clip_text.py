@@ -101,3 +101,16 @@ def test_shares_the_block_with_the_vision_tower():
     vit = CLIPVisionTransformer(arch=dict(TINY), img_size=32, patch_size=8)
     assert type(enc.transformer.resblocks[0]) is ResidualAttentionBlock
     assert type(vit.transformer.resblocks[0]) is ResidualAttentionBlock
+
+
+def test_attn_drop_rate_from_config():
+    from mmclip.registry import MODELS
+    enc = MODELS.build(dict(type='CLIPTextTransformer', arch=dict(TINY),
+                            attn_drop_rate=0.3))
+    assert {b.attn.attn_drop for b in enc.transformer.resblocks} == {0.3}
+    assert type(enc.ln_final).__name__ == 'LayerNorm'
+    # Dropout acts in training only (the vision tower's test checks the
+    # block in detail).
+    ids = padded_batch([5, 9, 12])
+    evaluated = enc.eval()(ids)[0]
+    assert not torch.allclose(enc.train()(ids)[0], evaluated)
