@@ -170,19 +170,31 @@ def no_published_weights(info) -> str:
 def register_mmpretrain_models() -> None:
     """Add mmclip's index entries to mmpretrain's ``ModelHub``.
 
-    Idempotent: entries already there are left alone (mmpretrain's own
-    duplicate check compares the original-case name with lower-case keys,
-    so a second ``ModelHub.register_model_index`` would not be caught
-    reliably). mmpretrain registers its own models lazily on the first
-    ``get_model`` / ``list_models``; mmclip's names do not clash with them.
+    Uses the hub's public API: ``ModelHub.register_model_index`` with config
+    paths relative to the index's folder, as mmpretrain registers its own.
+    That method raises on a name the hub already has (its duplicate check
+    compares the name as written with the lower-case keys, which works for
+    mmclip's lower-case names), so ``ModelHub.has`` is asked first:
+
+    - all of mmclip's names already there (``import mmclip`` ran before, or
+      the module was reloaded): nothing to do, so this is idempotent;
+    - some there (another package took a name): nothing is registered and
+      a warning names them; mmclip's models stay reachable through
+      :func:`mmclip.apis.get_model`.
+
+    mmpretrain registers its own models lazily on the first ``get_model`` /
+    ``list_models``; mmclip's names do not clash with them.
     """
     from mmpretrain.apis.model import ModelHub
-    hub = ModelHub._models_dict
-    for key, info in model_index().items():
-        if key not in hub:
-            hub[key] = copy.deepcopy(info)
-        elif hub[key].config != info.config:
-            warnings.warn(
-                f'mmpretrain already has a model named {key!r} (config '
-                f'{hub[key].config}); mmclip\'s {info.config} stays reachable '
-                'through mmclip.apis.get_model only.')
+    names = list(model_index())
+    taken = [name for name in names if ModelHub.has(name)]
+    if len(taken) == len(names):
+        return
+    if taken:
+        warnings.warn(
+            f'mmpretrain already has models named {taken}; mmclip\'s model '
+            'index is not added to mmpretrain.list_models/get_model. Use '
+            'mmclip.apis.get_model for mmclip\'s models.')
+        return
+    path = model_index_path()
+    ModelHub.register_model_index(path, config_prefix=osp.dirname(path))
