@@ -18,6 +18,12 @@ def _seed_and_threads():
 @pytest.fixture
 def tiny_clip_cfg():
     """Config of a tiny CLIPModel (random weights, builds in milliseconds)."""
+    return tiny_clip_config()
+
+
+def tiny_clip_config() -> dict:
+    """:func:`tiny_clip_cfg` for code that cannot take fixtures (spawned
+    processes)."""
     return dict(
         type='CLIPModel',
         vision_backbone=dict(

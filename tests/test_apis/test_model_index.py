@@ -141,6 +141,15 @@ def test_registering_twice_is_harmless():
     assert ModelHub.get(B32).name == B32
 
 
+def test_a_taken_name_keeps_the_index_out_with_a_warning(monkeypatch):
+    from mmpretrain.apis.model import ModelHub
+    theirs = {B32: 'another package'}
+    monkeypatch.setattr(ModelHub, '_models_dict', dict(theirs))
+    with pytest.warns(UserWarning, match=f"models named \\['{B32}'\\]"):
+        register_mmpretrain_models()
+    assert ModelHub._models_dict == theirs
+
+
 def test_mmpretrain_get_model_builds_a_clip_model():
     from mmpretrain import get_model as mmpretrain_get_model
     model = mmpretrain_get_model(
@@ -192,8 +201,9 @@ def test_mmpretrain_inference_model(chelsea_png):
                 [t.format(c) for t in head.templates], normalize=True).mean(0),
                 dim=-1) for c in head.classnames
         ])
-        # the head's fixed scale (OpenAI's 100), not the learned one
-        scale = head.get_scale(model)
+        # the head's scale: its number, or the model's learned one
+        scale = (model.logit_scale.exp() if head.logit_scale == 'learned'
+                 else torch.tensor(float(head.logit_scale)))
         scores = (scale * image @ classes.t()).softmax(-1)
     torch.testing.assert_close(
         torch.from_numpy(result['pred_scores']), scores[0], atol=1e-4,

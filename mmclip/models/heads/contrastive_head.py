@@ -4,12 +4,12 @@ from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmengine.dist import get_dist_info
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmclip.registry import MODELS
-from ..utils.dist import (check_batch_sizes, gather_features,
-                          get_rank_and_world_size, top1_accuracy)
+from ..utils.dist import check_batch_sizes, gather_features, top1_accuracy
 
 
 @MODELS.register_module()
@@ -115,7 +115,7 @@ class CLIPContrastiveHead(BaseModule):
                              f'got {tuple(img_feats.shape)} and '
                              f'{tuple(txt_feats.shape)}.')
         scale = logit_scale.exp()
-        rank, world_size = get_rank_and_world_size()
+        rank, world_size = get_dist_info()
         if world_size == 1:
             logits_per_image = scale * img_feats @ txt_feats.T
             return logits_per_image, logits_per_image.T, 0
@@ -157,7 +157,7 @@ class CLIPContrastiveHead(BaseModule):
         num = img_feats.shape[0]
         rows = slice(None)
         if logits_per_image.shape[0] != num:  # the global square
-            rank = get_rank_and_world_size()[0]
+            rank = get_dist_info()[0]
             rows, offset = slice(rank * num, (rank + 1) * num), rank * num
         return dict(
             loss=loss * self.loss_weight,

@@ -1,7 +1,8 @@
 """Predict head that embeds images and their captions for retrieval."""
-from typing import List, Optional
+from typing import Callable, List, Optional, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.structures import DataSample
 
@@ -25,7 +26,7 @@ class ImageTextRetrievalHead(BaseModule):
       has them; ``image_id`` stays as the pipeline set it.
 
     Captions come from ``text_ids`` (``(K, L)`` or ``(L, )``) and, failing
-    that, are tokenized from ``text`` with the model's tokenizer.
+    that, from the strings in ``text``; the text embedder tokenizes those.
 
     Args:
         normalize (bool): L2-normalise the embeddings, so that dot products
@@ -44,53 +45,64 @@ class ImageTextRetrievalHead(BaseModule):
         self.normalize = normalize
         self.text_batch_size = text_batch_size
 
-    def _text_ids(self, model, ds) -> Optional[torch.Tensor]:
-        """``(K, L)`` token ids of one sample, or None without captions."""
+    @staticmethod
+    def _captions(ds) -> Union[torch.Tensor, List[str]]:
+        """``(K, L)`` token ids of one sample, else its K strings."""
         if 'text_ids' in ds:
             ids = torch.as_tensor(ds.text_ids)
             return ids[None] if ids.ndim == 1 else ids
         if 'text' in ds:
-            text = [ds.text] if isinstance(ds.text, str) else list(ds.text)
-            return model.tokenizer(text, truncate=True)
-        return None
+            return [ds.text] if isinstance(ds.text, str) else list(ds.text)
+        return []
+
+    def _embed(self, encode_text: Callable, texts) -> torch.Tensor:
+        """Embed token ids ``(N, L)`` or ``N`` strings, in chunks."""
+        step = self.text_batch_size
+        feats = torch.cat([
+            encode_text(texts[i:i + step]) for i in range(0, len(texts), step)
+        ]).float()
+        return F.normalize(feats, dim=-1) if self.normalize else feats
 
     @torch.no_grad()
     def predict(self,
-                model,
-                inputs: torch.Tensor,
-                data_samples: Optional[List[DataSample]] = None
+                img_feats: torch.Tensor,
+                encode_text: Callable,
+                data_samples: Optional[List[DataSample]] = None,
+                logit_scale: Optional[torch.Tensor] = None
                 ) -> List[DataSample]:
-        """Embed the images and captions of a batch.
+        """Set the embeddings of the images and captions of a batch.
 
         Args:
-            model (CLIPModel): Provides ``encode_image`` / ``encode_text``.
-            inputs (Tensor): Preprocessed images ``(B, 3, H, W)``.
+            img_feats (Tensor): ``(B, D)`` image embeddings.
+            encode_text (callable): Embeds ``(N, L)`` token ids or a list of
+                strings into ``(N, D)``, e.g. ``CLIPModel.text_embedder()``.
             data_samples (list[DataSample], optional): One per image; fresh
                 ones are made when None (images only).
+            logit_scale (Tensor, optional): Unused: a positive scale does
+                not change any ranking. Accepted as every predict head does.
 
         Returns:
             list[DataSample]: ``data_samples`` with the fields above.
         """
         if data_samples is None:
-            data_samples = [DataSample() for _ in range(inputs.shape[0])]
-        img = model.encode_image(inputs, normalize=self.normalize)
-        per_sample = [self._text_ids(model, ds) for ds in data_samples]
-        counts = [0 if ids is None else ids.shape[0] for ids in per_sample]
-        dim = img.shape[-1]
-        if sum(counts):
-            # One pass over all captions of the batch (in chunks), then split
-            # back per image: far fewer forward calls than per image.
-            flat = torch.cat([ids for ids in per_sample if ids is not None])
-            txt = torch.cat([
-                model.encode_text(
-                    flat[i:i + self.text_batch_size],
-                    normalize=self.normalize)
-                for i in range(0, flat.shape[0], self.text_batch_size)
-            ])
-            text_embeds = list(txt.float().cpu().split(counts))
-        else:
-            text_embeds = [torch.zeros(0, dim) for _ in counts]
-        img = img.float().cpu()
+            data_samples = [DataSample() for _ in range(img_feats.shape[0])]
+        img = img_feats.float()
+        img = (F.normalize(img, dim=-1) if self.normalize else img).cpu()
+        captions = [self._captions(ds) for ds in data_samples]
+        text_embeds = [torch.zeros(0, img.shape[-1]) for _ in captions]
+        # One pass over all captions of the batch (in chunks), then split
+        # back per image: far fewer forward calls than per image. Token ids
+        # and strings (samples without ``text_ids``) go separately.
+        for kind in (torch.Tensor, list):
+            owners = [i for i, c in enumerate(captions)
+                      if isinstance(c, kind) and len(c)]
+            if not owners:
+                continue
+            parts = [captions[i] for i in owners]
+            flat = torch.cat(parts) if kind is torch.Tensor else sum(parts, [])
+            embeds = self._embed(encode_text, flat).cpu()
+            for i, emb in zip(owners, embeds.split([len(p) for p in parts])):
+                text_embeds[i] = emb
         for i, ds in enumerate(data_samples):
             ds.set_field(img[i], 'image_embed')
             ds.set_field(text_embeds[i], 'text_embeds')

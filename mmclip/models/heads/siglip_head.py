@@ -4,14 +4,14 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.dist import get_dist_info
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmclip.registry import MODELS
 from ..utils.dist import (all_gather_no_grad, all_gather_with_grad,
-                          check_batch_sizes, get_rank_and_world_size,
-                          neighbour_exchange, neighbour_exchange_bidir,
-                          top1_accuracy)
+                          check_batch_sizes, neighbour_exchange,
+                          neighbour_exchange_bidir, top1_accuracy)
 
 
 def sigmoid_loss(logits: Tensor, pos_offset: Optional[int] = None) -> Tensor:
@@ -69,6 +69,17 @@ class SigLIPHead(BaseModule):
       blocks to both neighbours with point-to-point ops (``world_size - 1``
       blocks in ``ceil((world_size - 1) / 2)`` rounds); logits are only
       ever ``B x B`` per block, for large world sizes.
+
+    **Logged accuracies.** ``i2t_acc`` / ``t2i_acc`` are top-1 in-batch
+    retrieval accuracies of the local rows, for monitoring only (no
+    gradient). With one process, or ``'gather'``, the candidates are the
+    global batch (``world_size * B`` texts / images; the images are gathered
+    without gradient for ``t2i_acc``). With ``'neighbour_exchange'`` they are
+    the rank's own ``B`` pairs: an easier task than the global batch, so the
+    numbers are higher than ``'gather'`` gives for the same model and
+    comparable only between runs with the same ``B``. Measuring them against
+    the global batch would need the all-gather of both feature sets that
+    this mode exists to avoid (the ring never moves images).
 
     Args:
         init_logit_bias (float): Initial ``logit_bias``. Defaults to -10.0.
@@ -133,37 +144,33 @@ class SigLIPHead(BaseModule):
             dict[str, Tensor]: ``loss`` (scalar, with graph; ``loss_weight``
             applied) and, detached, ``temperature`` (``exp(logit_scale)``),
             ``logit_bias``, ``i2t_acc`` and ``t2i_acc``: top-1 in-batch
-            retrieval accuracy in % of the local rows against the global
-            batch.
+            retrieval accuracy in % of the local rows (against the global
+            batch, or the local one with ``'neighbour_exchange'``; see the
+            class docstring).
         """
         if img_feats.shape != txt_feats.shape:
             raise ValueError('img_feats and txt_feats must both be (B, D), '
                              f'got {tuple(img_feats.shape)} and '
                              f'{tuple(txt_feats.shape)}.')
         scale = logit_scale.exp()
-        rank, world_size = get_rank_and_world_size()
-        offset = rank * img_feats.shape[0]
-        all_txt = None
-        if world_size == 1:
-            loss = sigmoid_loss(self._logits(img_feats, txt_feats, scale), 0)
-        elif self.dist_impl == 'gather':
-            check_batch_sizes(img_feats)
+        rank, world_size = get_dist_info()
+        check_batch_sizes(img_feats)
+        if world_size > 1 and self.dist_impl == 'gather':
+            offset = rank * img_feats.shape[0]
             all_txt = all_gather_with_grad(txt_feats)
             loss = sigmoid_loss(
                 self._logits(img_feats, all_txt, scale), offset)
+            # The metrics' image candidates, gathered as constants.
+            all_img = all_gather_no_grad(img_feats, keep_local_grad=False)
         else:
-            check_batch_sizes(img_feats)
+            # The ring (with one process: the own block only); the metrics
+            # stay within the local pairs, so nothing is gathered.
             loss = self._ring_loss(img_feats, txt_feats, scale, world_size)
+            offset, all_txt, all_img = 0, txt_feats, img_feats
 
         with torch.no_grad():
-            # Only the metrics need the other ranks' images (and, with the
-            # ring, their texts in one tensor): gathered as constants.
-            if all_txt is None:
-                all_txt = all_gather_no_grad(txt_feats, keep_local_grad=False)
-            all_img = all_gather_no_grad(img_feats, keep_local_grad=False)
-            i2t_acc = top1_accuracy(img_feats.detach() @ all_txt.detach().T,
-                                    offset)
-            t2i_acc = top1_accuracy(txt_feats.detach() @ all_img.T, offset)
+            i2t_acc = top1_accuracy(img_feats @ all_txt.T, offset)
+            t2i_acc = top1_accuracy(txt_feats @ all_img.T, offset)
         return dict(
             loss=loss * self.loss_weight,
             temperature=scale.detach(),

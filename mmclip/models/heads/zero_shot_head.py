@@ -1,11 +1,13 @@
 """Zero-shot classification head: image embeddings vs. class-name prompts."""
 import hashlib
+import math
 import os
 import os.path as osp
-from typing import List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import torch
-from mmengine.dist import is_main_process
+import torch.nn.functional as F
+from mmengine.dist import all_gather, broadcast, get_dist_info
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from mmengine.utils import ProgressBar
@@ -14,22 +16,6 @@ from mmclip.registry import MODELS
 from ..utils.zero_shot import build_zero_shot_classifier
 
 DEFAULT_CACHE_DIR = osp.join('~', '.cache', 'mmclip', 'zero_shot')
-
-
-def text_tower_fingerprint(model) -> str:
-    """SHA-256 of everything the classifier weights depend on besides the
-    prompts: the text tower's state dict (names, dtypes, shapes, bytes) and
-    the tokenizer's type and context length."""
-    digest = hashlib.sha256()
-    tok = model.tokenizer
-    digest.update(f'{type(tok).__name__}:'
-                  f'{getattr(tok, "context_length", None)}'.encode())
-    for name, tensor in sorted(model.text_encoder.state_dict().items()):
-        t = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f'{name}:{t.dtype}:{tuple(tensor.shape)}'.encode())
-        # Viewing as bytes works for every dtype (numpy lacks bfloat16).
-        digest.update(t.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 @MODELS.register_module()
@@ -41,16 +27,24 @@ class ZeroShotClsHead(BaseModule):
     over all templates (see :func:`build_zero_shot_classifier`). It is built
     lazily on the first :meth:`predict`, with a progress bar, and kept:
 
-    - **in memory**, reused while the text tower's tensors are unchanged. The
-      check is cheap (each tensor's storage pointer and in-place version
-      counter, which ``load_state_dict``, optimizer steps and any other
-      in-place update bump), so a reloaded or fine-tuned text tower gets a
-      new classifier. Call :meth:`reset` after replacing weights in any other
-      way (e.g. assigning ``param.data``).
+    - **in memory**, reused while the text embedder's ``fingerprint()`` is
+      unchanged (:meth:`CLIPModel.text_fingerprint` changes whenever the text
+      tower's tensors do: ``load_state_dict``, optimizer steps, any in-place
+      update). Call :meth:`reset` to rebuild anyway.
     - **on disk** in ``cache_dir`` as ``<sha256>.pt`` (a plain tensor, read
-      back with ``weights_only=True``). The key hashes the text tower's
-      weights, the tokenizer's type and context length, the class names and
-      the templates, so a changed prompt or checkpoint misses the cache.
+      back with ``weights_only=True``). The key hashes the fingerprint (the
+      text tower's weights, the tokenizer's type and context length), the
+      class names and the templates, so a changed prompt or checkpoint
+      misses the cache.
+
+    **Distributed.** With several processes (``mmengine.dist``) the classes
+    are split into equal contiguous shares, each rank embeds the prompts of
+    its share and the shares are all-gathered, so building takes
+    ``1 / world_size`` of the time. Rank 0 alone reads and writes the disk
+    cache and broadcasts a hit, so the ranks agree even when their cache
+    folders differ (one per node); every rank ends with the same weights.
+    All ranks must call :meth:`predict` together, as mmengine's test loop
+    does.
 
     The classifier holds no parameters and is not saved in checkpoints.
 
@@ -94,7 +88,7 @@ class ZeroShotClsHead(BaseModule):
         # Plain attributes, not buffers: the classifier is derived data and
         # must not end up in (or be required by) checkpoints.
         self._weights = None
-        self._stamp = None
+        self._fingerprint = None
 
     @property
     def num_classes(self) -> int:
@@ -103,29 +97,30 @@ class ZeroShotClsHead(BaseModule):
     def reset(self) -> None:
         """Forget the in-memory classifier (the disk cache is kept)."""
         self._weights = None
-        self._stamp = None
+        self._fingerprint = None
 
-    @staticmethod
-    def _tensor_stamp(model) -> tuple:
-        tensors = list(model.text_encoder.parameters()) + list(
-            model.text_encoder.buffers())
-        return tuple((t.data_ptr(), t._version, t.dtype, t.device)
-                     for t in tensors)
+    def cache_key(self, text_fingerprint: str) -> str:
+        """Disk-cache key of this head's classifier.
 
-    def cache_key(self, model) -> str:
-        """Disk-cache key of this head's classifier for ``model``."""
-        digest = hashlib.sha256(text_tower_fingerprint(model).encode())
+        Args:
+            text_fingerprint (str): The text embedder's ``fingerprint()``.
+
+        Returns:
+            str: 64 hex digits.
+        """
+        digest = hashlib.sha256(text_fingerprint.encode())
         # \0 cannot occur in config strings: no ambiguity between entries.
         digest.update('\0'.join(self.classnames).encode())
         digest.update(b'\1')
         digest.update('\0'.join(self.templates).encode())
         return digest.hexdigest()
 
-    def cache_path(self, model) -> Optional[str]:
-        """The classifier's cache file for ``model`` (None without cache)."""
+    def cache_path(self, text_fingerprint: str) -> Optional[str]:
+        """The classifier's cache file (None without ``cache_dir``)."""
         if self.cache_dir is None:
             return None
-        return osp.join(self.cache_dir, self.cache_key(model) + '.pt')
+        return osp.join(self.cache_dir,
+                        self.cache_key(text_fingerprint) + '.pt')
 
     def _load_cached(self, path: str) -> Optional[torch.Tensor]:
         try:
@@ -137,13 +132,14 @@ class ZeroShotClsHead(BaseModule):
         if (not isinstance(weights, torch.Tensor) or weights.ndim != 2
                 or weights.shape[1] != self.num_classes):
             return None
-        return weights
+        MMLogger.get_current_instance().info(
+            f'Loaded zero-shot classifier from {path}')
+        return weights.float()
 
     def _save_cached(self, path: str, weights: torch.Tensor) -> None:
         try:
             os.makedirs(osp.dirname(path), exist_ok=True)
-            # Write then rename: concurrent ranks/jobs never read a partial
-            # file.
+            # Write then rename: concurrent jobs never read a partial file.
             tmp = f'{path}.{os.getpid()}.tmp'
             torch.save(weights.detach().cpu().contiguous(), tmp)
             os.replace(tmp, path)
@@ -152,74 +148,114 @@ class ZeroShotClsHead(BaseModule):
                 f'Could not write zero-shot cache {path}: {err}. Set '
                 'cache_dir to a writable folder or None.')
 
+    def _load_on_rank0(self, path: str) -> Optional[torch.Tensor]:
+        """Rank 0 reads the cache; a hit is broadcast to the other ranks."""
+        rank, world_size = get_dist_info()
+        weights = self._load_cached(path) if (
+            rank == 0 and osp.isfile(path)) else None
+        if world_size == 1:
+            return weights
+        shape = torch.tensor(weights.shape if weights is not None else (0, 0))
+        broadcast(shape)
+        if not shape.all():  # a miss: every rank builds its share
+            return None
+        if rank != 0:
+            weights = torch.empty(shape.tolist())
+        broadcast(weights)
+        return weights
+
+    def _build(self, encode_text: Callable) -> torch.Tensor:
+        """Embed this rank's share of the classes; gather all shares."""
+        rank, world_size = get_dist_info()
+        num = self.num_classes
+        share = math.ceil(num / world_size)
+        # Equal shares (the last ones repeat the last class): the gather
+        # needs one shape, and every rank makes the same number of text
+        # tower calls, as sharded (FSDP) towers need.
+        names = [
+            self.classnames[min(i, num - 1)]
+            for i in range(rank * share, (rank + 1) * share)
+        ]
+        MMLogger.get_current_instance().info(
+            f'Building zero-shot classifier: {num} classes x '
+            f'{len(self.templates)} templates' +
+            (f', {share} classes per rank' if world_size > 1 else ''))
+        bar = ProgressBar(share * len(self.templates)) if rank == 0 else None
+        part = build_zero_shot_classifier(
+            encode_text, names, self.templates, batch_size=self.batch_size,
+            progress=bar.update if bar is not None else None)
+        if bar is not None:
+            print()  # ProgressBar leaves the cursor on its line
+        return torch.cat(all_gather(part), dim=1)[:, :num]
+
     @torch.no_grad()
-    def get_classifier(self, model) -> torch.Tensor:
-        """The ``(D, C)`` classifier for ``model``: from memory, the disk
-        cache, or built with ``model``'s text tower."""
-        stamp = self._tensor_stamp(model)
-        if self._weights is not None and stamp == self._stamp:
+    def get_classifier(self, encode_text: Callable) -> torch.Tensor:
+        """The ``(D, C)`` float32 classifier: from memory, the disk cache, or
+        built with ``encode_text``.
+
+        Args:
+            encode_text (callable): Embeds a list of strings into ``(N, D)``;
+                a :class:`TextEmbedder` (whose ``fingerprint()`` enables
+                both caches) or any function (always rebuilt).
+
+        Returns:
+            Tensor: ``(D, C)``, on the device ``encode_text`` returns.
+        """
+        fingerprint_fn = getattr(encode_text, 'fingerprint', None)
+        fingerprint = fingerprint_fn() if fingerprint_fn else None
+        if self._weights is not None and fingerprint is not None \
+                and fingerprint == self._fingerprint:
             return self._weights
-        logger = MMLogger.get_current_instance()
-        path = self.cache_path(model)
-        weights = None
-        if path is not None and osp.isfile(path):
-            weights = self._load_cached(path)
-            if weights is not None:
-                logger.info(f'Loaded zero-shot classifier from {path}')
+        path = self.cache_path(fingerprint) if fingerprint else None
+        weights = self._load_on_rank0(path) if path else None
         if weights is None:
-            num = self.num_classes * len(self.templates)
-            logger.info(f'Building zero-shot classifier: {self.num_classes} '
-                        f'classes x {len(self.templates)} templates')
-            # One bar, not one per rank.
-            bar = ProgressBar(num) if is_main_process() else None
-            was_training = model.training
-            model.eval()  # no dropout in the prompt embeddings
-            try:
-                weights = build_zero_shot_classifier(
-                    model, self.classnames, self.templates,
-                    batch_size=self.batch_size,
-                    progress=bar.update if bar is not None else None)
-            finally:
-                model.train(was_training)
-            if bar is not None:
-                print()  # ProgressBar leaves the cursor on its line
-            if path is not None:
+            weights = self._build(encode_text)
+            if path is not None and get_dist_info()[0] == 0:
                 self._save_cached(path, weights)
-        self._weights = weights.float()
-        self._stamp = stamp
+        self._weights, self._fingerprint = weights.float(), fingerprint
         return self._weights
 
-    def get_scale(self, model) -> torch.Tensor:
-        if self.logit_scale == 'learned':
-            return model.logit_scale.detach().float().exp()
-        return torch.tensor(float(self.logit_scale))
+    def _scale(self, logit_scale: Optional[torch.Tensor]) -> torch.Tensor:
+        if self.logit_scale != 'learned':
+            return torch.tensor(float(self.logit_scale))
+        if logit_scale is None:
+            raise ValueError(
+                "ZeroShotClsHead(logit_scale='learned') needs the model's "
+                'logit_scale: pass predict(..., logit_scale=...) or set '
+                'logit_scale to a number (100 for OpenAI weights).')
+        return logit_scale.detach().float().exp()
 
     @torch.no_grad()
     def predict(self,
-                model,
-                inputs: torch.Tensor,
-                data_samples: Optional[List] = None) -> List:
-        """Classify preprocessed images.
+                img_feats: torch.Tensor,
+                encode_text: Callable,
+                data_samples: Optional[List] = None,
+                logit_scale: Optional[torch.Tensor] = None) -> List:
+        """Classify image embeddings.
 
         Args:
-            model (CLIPModel): Provides the towers and the tokenizer.
-            inputs (Tensor): ``(B, 3, H, W)`` preprocessed images.
+            img_feats (Tensor): ``(B, D)`` image embeddings (normalised here).
+            encode_text (callable): Embeds the prompts, see
+                :meth:`get_classifier`.
             data_samples (list[DataSample], optional): Annotations
                 (``gt_label``) kept in the outputs. Defaults to None.
+            logit_scale (Tensor, optional): The model's scalar log
+                temperature; needed with ``logit_scale='learned'``.
+                Defaults to None.
 
         Returns:
             list[DataSample]: With ``pred_score`` (softmax over classes) and
             ``pred_label`` (arg-max); mmpretrain's ``Accuracy`` reads them.
         """
         from mmpretrain.structures import DataSample
-        img = model.encode_image(inputs, normalize=True).float()
-        weights = self.get_classifier(model).to(img.device)
+        img = F.normalize(img_feats.float(), dim=-1)
+        weights = self.get_classifier(encode_text).to(img.device)
         if weights.shape[0] != img.shape[1]:
             raise ValueError(
                 f'Classifier dim {weights.shape[0]} differs from the image '
                 f'embedding dim {img.shape[1]}; clear the stale cache '
                 f'({self.cache_dir}) or call reset().')
-        logits = self.get_scale(model).to(img.device) * img @ weights
+        logits = self._scale(logit_scale).to(img.device) * img @ weights
         probs = logits.softmax(dim=-1)
         labels = probs.argmax(dim=-1)
         if data_samples is None:

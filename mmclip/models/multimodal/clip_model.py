@@ -1,5 +1,6 @@
 """The CLIP model: image tower + text tower + learnable temperature."""
 import math
+from itertools import chain
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 
 from mmclip.registry import MODELS, TOKENIZER
+from ..utils.text_embedder import TextEmbedder, text_tower_fingerprint
 
 # OpenAI's normalisation, in the 0-255 range mmpretrain's preprocessors use.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -46,7 +48,9 @@ class CLIPModel(BaseModel):
             loss from both embeddings. Defaults to None.
         predict_head (dict, optional): Head behind ``mode='predict'``: a
             zero-shot classifier of image embeddings against class-name
-            prompts, or a retrieval head. Defaults to None.
+            prompts, or a retrieval head. It gets the image embeddings, a
+            :class:`TextEmbedder` (:meth:`text_embedder`) and
+            ``logit_scale``, not the model. Defaults to None.
         data_preprocessor (dict, optional): Defaults to mmpretrain's
             ``ClsDataPreprocessor`` with OpenAI's mean/std and BGR->RGB.
         init_cfg (dict, optional): mmengine init config.
@@ -78,6 +82,8 @@ class CLIPModel(BaseModel):
         self.head = _build(MODELS, head) if head else None
         self.predict_head = (
             _build(MODELS, predict_head) if predict_head else None)
+        # text_fingerprint()'s memo: the hash and the tensors' stamp.
+        self._text_fingerprint = self._text_stamp = None
 
     @property
     def _dataset_meta(self) -> dict:
@@ -148,6 +154,48 @@ class CLIPModel(BaseModel):
         logits = self.logit_scale.exp() * img @ txt.t()
         return logits, logits.t()
 
+    def text_fingerprint(self) -> str:
+        """SHA-256 of the text tower's weights and the tokenizer (see
+        :func:`text_tower_fingerprint`), rehashed only when a text tensor
+        changed: its storage pointer or in-place version counter, which
+        ``load_state_dict``, optimizer steps and any in-place update bump.
+
+        Returns:
+            str: 64 hex digits.
+        """
+        stamp = tuple(
+            (t.data_ptr(), t._version, t.dtype, t.device)
+            for t in chain(self.text_encoder.parameters(),
+                           self.text_encoder.buffers()))
+        if stamp != self._text_stamp:
+            self._text_fingerprint = text_tower_fingerprint(
+                self.text_encoder, self.tokenizer)
+            self._text_stamp = stamp
+        return self._text_fingerprint
+
+    def _embed_texts_for_heads(self, texts) -> torch.Tensor:
+        # Eval mode: what heads derive (and cache) carries no dropout. Long
+        # strings are truncated, as open_clip's prompt builders do.
+        if isinstance(texts, (str, list, tuple)):
+            texts = self.tokenizer(texts, truncate=True)
+        was_training = self.text_encoder.training
+        self.text_encoder.eval()
+        try:
+            return self.encode_text(texts)
+        finally:
+            self.text_encoder.train(was_training)
+
+    def text_embedder(self) -> TextEmbedder:
+        """The text side as predict heads get it: a callable from strings or
+        token ids to ``(N, D)`` embeddings (text tower in eval mode, strings
+        truncated to the context length) with :meth:`text_fingerprint`.
+
+        Returns:
+            TextEmbedder: Usable with :func:`build_zero_shot_classifier`.
+        """
+        return TextEmbedder(self._embed_texts_for_heads,
+                            self.text_fingerprint)
+
     def text_ids_of(self, data_samples: list) -> torch.Tensor:
         """Stack the ``text_ids`` the data pipeline put on each sample
         (tokenizing ``text`` here only if the pipeline did not).
@@ -179,7 +227,8 @@ class CLIPModel(BaseModel):
         if self.head is None:
             raise RuntimeError(
                 "CLIPModel has no training head: mode='loss' needs "
-                "head=dict(type='ContrastiveHead') in the model config.")
+                "head=dict(type='CLIPContrastiveHead') (CLIP's loss) or "
+                "head=dict(type='SigLIPHead') in the model config.")
         img = self.encode_image(inputs, normalize=True)
         txt = self.encode_text(self.text_ids_of(data_samples), normalize=True)
         return self.head.loss(img, txt, self.logit_scale)
@@ -207,6 +256,8 @@ class CLIPModel(BaseModel):
                 raise RuntimeError(
                     "CLIPModel has no predict head: mode='predict' needs "
                     "predict_head=dict(type=...) in the model config.")
-            return self.predict_head.predict(self, inputs, data_samples)
+            return self.predict_head.predict(
+                self.encode_image(inputs), self.text_embedder(),
+                data_samples, logit_scale=self.logit_scale)
         raise ValueError(f"Invalid mode {mode!r}: use 'tensor', 'loss' or "
                          "'predict'.")

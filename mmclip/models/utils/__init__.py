@@ -1,4 +1,8 @@
 from .arch import resolve_arch
+from .text_embedder import TextEmbedder, text_tower_fingerprint
 from .zero_shot import build_zero_shot_classifier
 
-__all__ = ['build_zero_shot_classifier', 'resolve_arch']
+__all__ = [
+    'TextEmbedder', 'build_zero_shot_classifier', 'resolve_arch',
+    'text_tower_fingerprint'
+]

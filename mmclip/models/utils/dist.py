@@ -16,13 +16,18 @@ Two ways to move features between ranks carry gradients back to their owner:
   graph.
 * :func:`neighbour_exchange` / :func:`neighbour_exchange_bidir` send tensors
   around a ring with point-to-point ops; their backward sends the gradients
-  back the way the tensors came.
+  back the way the tensors came (one autograd function, ``_RingShift``,
+  serves both directions).
+
+Rank, world size and the plain (gradient-free) collectives are mmengine's
+(``mmengine.dist``), which also handle the backend's device.
 """
 import warnings
 from typing import Tuple
 
 import torch
 import torch.distributed as dist
+from mmengine.dist import all_gather, all_reduce, get_dist_info
 from torch import Tensor
 
 try:
@@ -31,50 +36,37 @@ except ImportError:  # torch built without distributed support
     dist_nn = None
 
 __all__ = [
-    'get_rank_and_world_size', 'check_batch_sizes', 'all_gather_with_grad',
-    'all_gather_no_grad', 'gather_features', 'neighbour_exchange',
-    'neighbour_exchange_bidir', 'top1_accuracy'
+    'check_batch_sizes', 'all_gather_with_grad', 'all_gather_no_grad',
+    'gather_features', 'neighbour_exchange', 'neighbour_exchange_bidir',
+    'top1_accuracy'
 ]
-
-
-def get_rank_and_world_size(group=None) -> Tuple[int, int]:
-    """Rank and world size of ``group``; ``(0, 1)`` when not distributed.
-
-    Args:
-        group (ProcessGroup, optional): Defaults to the default group.
-
-    Returns:
-        tuple[int, int]: ``(rank, world_size)``.
-    """
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(group), dist.get_world_size(group)
-    return 0, 1
 
 
 def check_batch_sizes(tensor: Tensor, group=None) -> None:
     """Raise ``ValueError`` unless ``tensor.shape[0]`` is equal on all ranks.
 
     Collectives on tensors of different sizes abort (gloo), hang or return
-    garbage, so a mismatch is caught first. Costs one all-gather of one
-    integer per rank and a host sync; every rank raises the same error.
+    garbage, so a mismatch is caught first. Costs one all-reduce of two
+    integers and a host sync; every rank raises the same error.
 
     Args:
         tensor (Tensor): The local batch, ``(B, ...)``.
         group (ProcessGroup, optional): Defaults to the default group.
     """
-    world_size = get_rank_and_world_size(group)[1]
-    if world_size == 1:
+    if get_dist_info(group)[1] == 1:
         return
-    size = torch.tensor([tensor.shape[0]], device=tensor.device)
-    sizes = [torch.empty_like(size) for _ in range(world_size)]
-    dist.all_gather(sizes, size, group=group)
-    sizes = [int(s) for s in sizes]
-    if len(set(sizes)) > 1:
+    # max(B) and -min(B) in one reduction.
+    extremes = torch.tensor([tensor.shape[0], -tensor.shape[0]],
+                            device=tensor.device)
+    all_reduce(extremes, op='max', group=group)
+    largest, smallest = int(extremes[0]), -int(extremes[1])
+    if largest != smallest:
         raise ValueError(
-            f'Local batch sizes differ across ranks: {sizes}. The gathered '
-            'contrastive losses need the same batch size on every rank: use '
-            "mmengine's DefaultSampler (round_up=True) or InfiniteSampler, "
-            'or drop the last incomplete batch.')
+            f'Local batch sizes differ across ranks (from {smallest} to '
+            f'{largest}). The gathered contrastive losses need the same '
+            "batch size on every rank: use mmengine's DefaultSampler "
+            '(round_up=True) or InfiniteSampler, or drop the last incomplete '
+            'batch.')
 
 
 def all_gather_with_grad(tensor: Tensor, group=None) -> Tensor:
@@ -82,7 +74,8 @@ def all_gather_with_grad(tensor: Tensor, group=None) -> Tensor:
 
     The backward of each rank's gathered copy reaches the rank that owns the
     slice, summed over ranks, so a loss computed from the gathered tensor on
-    every rank yields the gradient of the *sum* of those losses.
+    every rank yields the gradient of the *sum* of those losses. (mmengine's
+    ``all_gather`` has no backward.)
 
     Args:
         tensor (Tensor): ``(B, ...)``; ``B`` equal on all ranks.
@@ -92,7 +85,7 @@ def all_gather_with_grad(tensor: Tensor, group=None) -> Tensor:
         Tensor: ``(world_size * B, ...)``, rank ``r``'s rows at
         ``[r * B, (r + 1) * B)``.
     """
-    if get_rank_and_world_size(group)[1] == 1:
+    if get_dist_info(group)[1] == 1:
         return tensor
     kwargs = {} if group is None else dict(group=group)
     with warnings.catch_warnings():
@@ -102,14 +95,6 @@ def all_gather_with_grad(tensor: Tensor, group=None) -> Tensor:
         warnings.simplefilter('ignore', FutureWarning)
         gathered = dist_nn.all_gather(tensor, **kwargs)
     return torch.cat(gathered, dim=0)
-
-
-@torch.no_grad()
-def _gather_detached(tensor: Tensor, group=None) -> list:
-    world_size = dist.get_world_size(group)
-    parts = [torch.empty_like(tensor) for _ in range(world_size)]
-    dist.all_gather(parts, tensor.detach().contiguous(), group=group)
-    return parts
 
 
 def all_gather_no_grad(tensor: Tensor,
@@ -127,10 +112,10 @@ def all_gather_no_grad(tensor: Tensor,
     Returns:
         Tensor: ``(world_size * B, ...)``.
     """
-    rank, world_size = get_rank_and_world_size(group)
+    rank, world_size = get_dist_info(group)
     if world_size == 1:
         return tensor if keep_local_grad else tensor.detach()
-    parts = _gather_detached(tensor, group)
+    parts = all_gather(tensor.detach().contiguous(), group)
     if keep_local_grad:
         parts[rank] = tensor
     return torch.cat(parts, dim=0)
@@ -162,92 +147,52 @@ def gather_features(img_feats: Tensor,
             all_gather_no_grad(txt_feats, group=group))
 
 
-def _p2p(sends, recv_likes, group=None) -> list:
-    """Post all sends ``[(tensor, peer)]`` and receives ``[(like, peer)]``
-    together (so no pair of ranks deadlocks waiting on each other), wait, and
-    return the received tensors in the order of ``recv_likes``."""
-    recvs = [
-        torch.empty_like(like, memory_format=torch.contiguous_format)
-        for like, _ in recv_likes
-    ]
-    ops = [
-        dist.P2POp(dist.isend, t.contiguous(), peer, group=group)
-        for t, peer in sends
-    ] + [
-        dist.P2POp(dist.irecv, buf, peer, group=group)
-        for buf, (_, peer) in zip(recvs, recv_likes)
-    ]
-    for req in dist.batch_isend_irecv(ops):
-        req.wait()
-    return recvs
+def _ring_peer(step: int, group) -> int:
+    """Global rank of the group member ``step`` places along the ring (P2P
+    ops take global ranks)."""
+    rank, world_size = get_dist_info(group)
+    peer = (rank + step) % world_size
+    return peer if group is None else dist.get_global_rank(group, peer)
 
 
-def _peer(rank: int, group) -> int:
-    # P2POp wants global ranks; with a subgroup, map the group rank.
-    return rank if group is None else dist.get_global_rank(group, rank)
+class _RingShift(torch.autograd.Function):
+    """Send ``tensors[i]`` ``steps[i]`` places along the ring (+1: to the
+    right neighbour, -1: to the left) and return what arrives from the
+    opposite side, one tensor per step.
 
+    The backward is the same shift with the steps negated: the gradient of
+    what arrived from rank ``r - s`` goes back to it, and the gradient of
+    what we sent to rank ``r + s`` comes back from there.
 
-class _ShiftRight(torch.autograd.Function):
-    """Send to the right neighbour, receive from the left; gradients go the
-    opposite way."""
+    All sends and receives are posted in one batch, in the order of
+    ``steps`` on every rank, so they never wait on each other, and with two
+    ranks (where left and right are the same peer) the messages between the
+    pair still match in posting order.
+    """
 
     @staticmethod
-    def forward(ctx, left: int, right: int, group, tensor: Tensor) -> Tensor:
-        ctx.left, ctx.right, ctx.group = left, right, group
-        return _p2p([(tensor, right)], [(tensor, left)], group)[0]
+    def forward(ctx, steps: Tuple[int, ...], group, *tensors: Tensor):
+        ctx.steps, ctx.group = steps, group
+        # Every rank sends tensors shaped like ours (equal batch sizes).
+        received = [
+            torch.empty_like(t, memory_format=torch.contiguous_format)
+            for t in tensors
+        ]
+        ops = [
+            dist.P2POp(dist.isend, t.contiguous(), _ring_peer(s, group),
+                       group=group) for t, s in zip(tensors, steps)
+        ] + [
+            dist.P2POp(dist.irecv, buf, _ring_peer(-s, group), group=group)
+            for buf, s in zip(received, steps)
+        ]
+        for request in dist.batch_isend_irecv(ops):
+            request.wait()
+        return tuple(received)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
-        # Our output came from the left: its gradient goes back left, and the
-        # gradient of what we sent right comes back from the right.
-        return None, None, None, _ShiftLeft.apply(ctx.left, ctx.right,
-                                                  ctx.group, grad)
-
-
-class _ShiftLeft(torch.autograd.Function):
-    """Mirror of :class:`_ShiftRight` (used for its backward)."""
-
-    @staticmethod
-    def forward(ctx, left: int, right: int, group, tensor: Tensor) -> Tensor:
-        ctx.left, ctx.right, ctx.group = left, right, group
-        return _p2p([(tensor, left)], [(tensor, right)], group)[0]
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        return None, None, None, _ShiftRight.apply(ctx.left, ctx.right,
-                                                   ctx.group, grad)
-
-
-class _ExchangeBidir(torch.autograd.Function):
-    """Send ``to_left``/``to_right`` to the neighbours and return what they
-    sent us, ``(from_left, from_right)``. The backward is the same exchange:
-    the gradient of ``from_left`` is sent left, and the left neighbour's
-    answer is the gradient of our ``to_left`` (likewise on the right)."""
-
-    @staticmethod
-    def forward(ctx, left: int, right: int, group, to_left: Tensor,
-                to_right: Tensor):
-        ctx.left, ctx.right, ctx.group = left, right, group
-        # The left neighbour sends us its ``to_right``, shaped like ours
-        # (equal batch sizes); likewise on the right. Rightward messages are
-        # posted first on both ends so that, with two ranks (left == right),
-        # the messages of the one pair still match in posting order.
-        from_left, from_right = _p2p([(to_right, right), (to_left, left)],
-                                     [(to_right, left), (to_left, right)],
-                                     group)
-        return from_left, from_right
-
-    @staticmethod
-    def backward(ctx, grad_from_left: Tensor, grad_from_right: Tensor):
-        grad_to_left, grad_to_right = _ExchangeBidir.apply(
-            ctx.left, ctx.right, ctx.group, grad_from_left, grad_from_right)
-        return None, None, None, grad_to_left, grad_to_right
-
-
-def _neighbours(group) -> Tuple[int, int]:
-    rank, world_size = get_rank_and_world_size(group)
-    return (_peer((rank - 1) % world_size, group),
-            _peer((rank + 1) % world_size, group))
+    def backward(ctx, *grads: Tensor):
+        back = tuple(-s for s in ctx.steps)
+        return (None, None) + _RingShift.apply(back, ctx.group, *grads)
 
 
 def neighbour_exchange(tensor: Tensor, group=None) -> Tensor:
@@ -260,8 +205,7 @@ def neighbour_exchange(tensor: Tensor, group=None) -> Tensor:
     Returns:
         Tensor: The tensor of rank - 1 (mod world size).
     """
-    left, right = _neighbours(group)
-    return _ShiftRight.apply(left, right, group, tensor)
+    return _RingShift.apply((1, ), group, tensor)[0]
 
 
 def neighbour_exchange_bidir(to_left: Tensor,
@@ -278,8 +222,8 @@ def neighbour_exchange_bidir(to_left: Tensor,
         tuple[Tensor, Tensor]: ``(from_left, from_right)``: the ``to_right``
         of rank - 1 and the ``to_left`` of rank + 1.
     """
-    left, right = _neighbours(group)
-    return _ExchangeBidir.apply(left, right, group, to_left, to_right)
+    # Rightward first on every rank (see _RingShift on posting order).
+    return _RingShift.apply((1, -1), group, to_right, to_left)
 
 
 @torch.no_grad()

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 
 @torch.no_grad()
-def build_zero_shot_classifier(model,
+def build_zero_shot_classifier(encode_text: Callable[[Sequence[str]],
+                                                     torch.Tensor],
                                classnames: Sequence[str],
                                templates: Sequence[str],
                                batch_size: int = 256,
@@ -18,17 +19,19 @@ def build_zero_shot_classifier(model,
     (``template.format(classname)`` for each template), renormalised.
 
     Args:
-        model (CLIPModel): Provides ``tokenizer`` and ``encode_text``.
+        encode_text (callable): Embeds a list of strings into ``(N, D)``
+            (normalised or not), e.g. ``CLIPModel.text_embedder()``.
         classnames (Sequence[str]): ``C`` class names.
         templates (Sequence[str]): ``T`` templates with one ``{}``.
-        batch_size (int): Prompts per text-encoder call. Defaults to 256.
-        progress (callable, optional): Called after every text-encoder call
-            with the number of prompts it embedded (e.g. a progress bar's
-            ``update``); ``len(classnames) * len(templates)`` in total.
+        batch_size (int): Prompts per ``encode_text`` call. Defaults to 256.
+        progress (callable, optional): Called after every ``encode_text``
+            call with the number of prompts it embedded (e.g. a progress
+            bar's ``update``); ``len(classnames) * len(templates)`` in total.
             Defaults to None.
 
     Returns:
-        Tensor: ``(D, C)`` weights; logits are ``scale * img @ weights``.
+        Tensor: ``(D, C)`` float32 weights; logits are
+        ``scale * img @ weights``.
     """
     if not classnames or not templates:
         raise ValueError('build_zero_shot_classifier needs at least one class '
@@ -40,9 +43,9 @@ def build_zero_shot_classifier(model,
     prompts = [t.format(c) for c in classnames for t in templates]
     feats = []
     for i in range(0, len(prompts), batch_size):
-        ids = model.tokenizer(prompts[i:i + batch_size], truncate=True)
-        feats.append(model.encode_text(ids, normalize=True).float())
+        chunk = prompts[i:i + batch_size]
+        feats.append(F.normalize(encode_text(chunk).float(), dim=-1))
         if progress is not None:
-            progress(len(ids))
+            progress(len(chunk))
     feats = torch.cat(feats).view(len(classnames), len(templates), -1)
-    return F.normalize(F.normalize(feats, dim=-1).mean(1), dim=-1).t()
+    return F.normalize(feats.mean(1), dim=-1).t()

@@ -5,18 +5,24 @@ and the head's own parameters) is built with the same seed on every rank;
 rank ``r`` gets its slice of a fixed global batch, computes the head's loss,
 backpropagates, and averages every gradient over ranks as DDP does. The
 averaged gradients, the mean of the rank losses and of the rank accuracies
-must equal those of one process on the whole batch. Also checked: the
-modes of ``CLIPContrastiveHead`` that do not match (as documented there),
-the ring exchange helpers' values and gradients, and the error on uneven
-local batch sizes. One spawn of 4 processes (imports dominate the run time),
-then ranks 0-1 regroup for a 2-process run.
+must equal those of one process on the whole batch (SigLIP's ring logs
+in-batch accuracies of the local pairs instead: compared with one process
+on each rank's slice). Also checked: the modes of ``CLIPContrastiveHead``
+that do not match (as documented there), the ring exchange helpers' values
+and gradients, the error on uneven local batch sizes, that the ring never
+all-gathers, and that ``ZeroShotClsHead`` splits the classifier build across
+ranks, reads and writes its cache on rank 0 only and gives every rank the
+one-process weights. One spawn of 4 processes (imports dominate the run
+time), then ranks 0-1 regroup for a 2-process run.
 """
+import contextlib
 import math
 import os
 import socket
 import tempfile
 import time
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 import torch
@@ -51,6 +57,13 @@ CASES.update({f'{name}_ddp': CASES[name] for name in DDP_CASES})
 EXACT = ['clip', 'clip_global_grad', 'siglip_gather', 'siglip_ring'] + [
     f'{name}_ddp' for name in DDP_CASES
 ]
+METRICS = ('i2t_acc', 't2i_acc')
+# Every all-gather flavour of torch.distributed (mmengine's and the
+# differentiable one of torch.distributed.nn call these).
+GATHERS = ('all_gather', 'all_gather_into_tensor', '_all_gather_base',
+           'all_gather_object')
+ZERO_SHOT_CLASSES = [f'class {i}' for i in range(7)]  # 7: uneven shares
+ZERO_SHOT_TEMPLATES = ['a photo of a {}.', 'a {}', 'art of the {}']
 
 
 class TinyCLIP(nn.Module):
@@ -132,6 +145,50 @@ def raises_on_uneven_batches(rank: int) -> torch.Tensor:
     return torch.tensor(float(raised))
 
 
+def count_gathers(name: str, rank: int, world_size: int) -> int:
+    """All-gathers made by one loss and backward of case ``name``."""
+    with contextlib.ExitStack() as stack:
+        mocks = [
+            stack.enter_context(
+                mock.patch.object(dist, fn, wraps=getattr(dist, fn)))
+            for fn in GATHERS if hasattr(dist, fn)
+        ]
+        run_case(name, rank, world_size)
+    return sum(m.call_count for m in mocks)
+
+
+def tiny_clip_model():
+    import mmclip.models  # noqa: F401
+    from conftest import tiny_clip_config
+    from mmclip.registry import MODELS
+    torch.manual_seed(0)  # same weights on every rank
+    return MODELS.build(tiny_clip_config()).eval()
+
+
+def zero_shot_results(rank: int, cache_root: str) -> dict:
+    """Classifier built and then read back from the cache, the prompts this
+    rank embedded for each, and the cache files of this rank's folder (one
+    folder per rank, as on nodes without a shared disk)."""
+    from mmclip.models.heads import ZeroShotClsHead
+    from mmclip.models.utils import TextEmbedder
+    model = tiny_clip_model()
+    embedded = []
+    embedder = model.text_embedder()
+    counting = TextEmbedder(
+        lambda texts: embedded.append(len(texts)) or embedder(texts),
+        embedder.fingerprint)
+    cache = os.path.join(cache_root, f'rank{rank}')
+    out = {}
+    for step in ('built', 'cached'):  # a fresh head each: no memory copy
+        head = ZeroShotClsHead(ZERO_SHOT_CLASSES, ZERO_SHOT_TEMPLATES,
+                               cache_dir=cache, batch_size=5)
+        out[step] = head.get_classifier(counting)
+        out[f'{step}_prompts'] = sum(embedded)
+        embedded.clear()
+    out['files'] = len(os.listdir(cache)) if os.path.isdir(cache) else 0
+    return out
+
+
 def _worker(rank: int, runs: list, path: str):
     """Run every case in each ``(world_size, port)`` of ``runs`` in turn; the
     interpreter (and its slow imports) is reused, the spare ranks leave."""
@@ -162,8 +219,18 @@ def _worker(rank: int, runs: list, path: str):
             dist.all_reduce(err, op=dist.ReduceOp.MAX)
             raised = raises_on_uneven_batches(rank)
             dist.all_reduce(raised, op=dist.ReduceOp.MIN)
-            results['checks'] = dict(max_err=err, uneven_raised=raised)
+            gathers = torch.tensor([
+                float(count_gathers(name, rank, world_size))
+                for name in ('siglip_ring', 'siglip_gather')
+            ])
+            dist.all_reduce(gathers, op=dist.ReduceOp.MAX)
+            results['checks'] = dict(max_err=err, uneven_raised=raised,
+                                     ring_gathers=gathers[0],
+                                     gather_gathers=gathers[1])
             all_results[world_size] = results
+            torch.save(
+                zero_shot_results(rank, f'{path}.cache{world_size}'),
+                f'{path}.zero_shot{world_size}.{rank}')
             dist.barrier()
         finally:
             dist.destroy_process_group()
@@ -199,7 +266,13 @@ def spawn(world_sizes=WORLD_SIZES) -> dict:
                 if proc.is_alive():
                     proc.terminate()
                     proc.join(5)
-        return torch.load(path)
+        results = torch.load(path)
+        for world_size in world_sizes:
+            results[world_size]['zero_shot'] = [
+                torch.load(f'{path}.zero_shot{world_size}.{r}')
+                for r in range(world_size)
+            ]
+        return results
 
 
 @pytest.fixture(scope='module')
@@ -230,6 +303,14 @@ def grad_keys(result: dict, towers_only: bool = False) -> list:
     ]
 
 
+def local_metrics(name: str, world_size: int) -> dict:
+    """Rank-averaged accuracies when every rank scores only its own pairs:
+    one process on each rank's slice of the batch."""
+    base = name[:-len('_ddp')] if name.endswith('_ddp') else name
+    runs = [run_case(base, r, world_size) for r in range(world_size)]
+    return {k: sum(run[k] for run in runs) / world_size for k in METRICS}
+
+
 @pytest.mark.parametrize('name', EXACT)
 def test_matches_single_process(distributed, single, name):
     world_size, results = distributed
@@ -239,12 +320,16 @@ def test_matches_single_process(distributed, single, name):
     print(f'{name} world {world_size}: max |diff| loss '
           f'{max_diff(got, ref, ["loss"]):.2e}, grads '
           f'{max_diff(got, ref, grad_keys(ref)):.2e}')
-    # Loss and accuracies: mean over ranks == the single-process value.
+    # Loss and gradients: mean over ranks == the single-process value.
+    if 'ring' in name:  # the accuracies of the local pairs (see SigLIPHead)
+        ref = dict(ref, **local_metrics(name, world_size))
+        assert max_diff(ref, single[name], METRICS) > 1  # not the global ones
     for key, value in ref.items():
         assert (got[key] - value).abs().max().item() < TOL, key
     # Guard against a vacuous comparison.
     assert min(ref[k].abs().max().item() for k in grad_keys(ref)) > 1e-3
-    assert (ref['i2t_acc'].item(), ref['t2i_acc'].item()) == (50., 75.)
+    assert (single[name]['i2t_acc'].item(),
+            single[name]['t2i_acc'].item()) == (50., 75.)
 
 
 def test_global_loss_without_grad_shrinks_tower_grads(distributed, single):
@@ -275,3 +360,40 @@ def test_ring_exchange_values_and_gradients(distributed):
 def test_uneven_batches_raise(distributed):
     _, results = distributed
     assert results['checks']['uneven_raised'].item() == 3
+
+
+def test_ring_never_all_gathers(distributed):
+    """SigLIP's neighbour exchange exists to avoid the all-gathers; its
+    metrics must not bring them back (the gather mode makes some, so the
+    count is not vacuous)."""
+    _, results = distributed
+    assert results['checks']['ring_gathers'].item() == 0
+    assert results['checks']['gather_gathers'].item() >= 2
+
+
+@pytest.fixture(scope='module')
+def zero_shot_reference():
+    from mmclip.models.utils import build_zero_shot_classifier
+    model = tiny_clip_model()
+    return build_zero_shot_classifier(model.text_embedder(),
+                                      ZERO_SHOT_CLASSES, ZERO_SHOT_TEMPLATES)
+
+
+def test_zero_shot_classifier_split_across_ranks(distributed,
+                                                 zero_shot_reference):
+    world_size, results = distributed
+    ranks = results['zero_shot']
+    share = math.ceil(len(ZERO_SHOT_CLASSES) / world_size)
+    for rank, out in enumerate(ranks):
+        # Every rank: the one-process weights, built from and then read back
+        # through rank 0's cache.
+        for step in ('built', 'cached'):
+            torch.testing.assert_close(out[step], zero_shot_reference,
+                                       atol=1e-6, rtol=0)
+        torch.testing.assert_close(out['cached'], ranks[0]['cached'],
+                                   atol=0, rtol=0)
+        # Each rank embedded its share of the prompts, not all of them ...
+        assert out['built_prompts'] == share * len(ZERO_SHOT_TEMPLATES)
+        # ... and none on the cache hit, though only rank 0 has the file.
+        assert out['cached_prompts'] == 0
+        assert out['files'] == (1 if rank == 0 else 0)

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import Evaluator
 from PIL import Image
@@ -77,11 +78,39 @@ def test_head_without_captions(tiny_clip_cfg):
     model = MODELS.build(tiny_clip_cfg).eval()
     head = ImageTextRetrievalHead(normalize=False)
     images = torch.randn(2, 3, 32, 32)
-    out = head.predict(model, images)
+    with torch.no_grad():
+        img = model.encode_image(images)
+    out = head.predict(img, model.text_embedder())
     assert out[0].text_embeds.shape == (0, 32)
-    torch.testing.assert_close(
-        torch.stack([o.image_embed for o in out]),
-        model.encode_image(images).detach())
+    torch.testing.assert_close(torch.stack([o.image_embed for o in out]), img)
+
+
+def test_head_with_token_ids_and_strings(tiny_clip_cfg):
+    """Captions as ``text_ids`` or only as strings, mixed in one batch, in
+    chunks smaller than the batch's captions."""
+    from mmpretrain.structures import DataSample
+    model = MODELS.build(tiny_clip_cfg).eval()
+    texts = [['a red car', 'a car'], ['two dogs'], [], ['a cat', 'cat', 'x']]
+    samples = [DataSample() for _ in texts]
+    samples[0].set_field(model.tokenizer(texts[0]), 'text_ids')
+    samples[1].set_field(texts[1][0], 'text')
+    samples[3].set_field(texts[3], 'text')
+    calls = []
+    embedder = model.text_embedder()
+
+    def encode(batch):
+        calls.append(len(batch))
+        return embedder(batch)
+
+    head = ImageTextRetrievalHead(text_batch_size=2)
+    out = head.predict(torch.randn(4, 32), encode, samples)
+    assert calls == [2, 2, 2]  # 2 id rows; then 4 strings in chunks of 2
+    for sample, caps in zip(out, texts):
+        assert sample.text_embeds.shape == (len(caps), 32)
+        if caps:
+            expected = F.normalize(
+                model.encode_text(model.tokenizer(caps)), dim=-1)
+            torch.testing.assert_close(sample.text_embeds, expected.detach())
 
 
 def test_retrieval_config_runs_in_runner(tmp_path, tiny_clip_cfg):

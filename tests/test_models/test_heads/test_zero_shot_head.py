@@ -81,7 +81,7 @@ def test_parity_with_open_clip(tmp_path):
         classnames=classnames, templates=templates, num_classes_per_batch=7)
     head = ZeroShotClsHead(classnames, templates, cache_dir=None,
                            batch_size=300)
-    got = head.get_classifier(ours)
+    got = head.get_classifier(ours.text_embedder())
     assert got.shape == expected.shape == (32, 20)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
@@ -89,21 +89,23 @@ def test_parity_with_open_clip(tmp_path):
 def test_disk_cache_hit_and_miss(tmp_path, model, monkeypatch):
     names, templates = ['cat', 'dog', 'car'], ['a photo of a {}.', '{}!']
     head = ZeroShotClsHead(names, templates, cache_dir=str(tmp_path))
-    first = head.get_classifier(model)
+    first = head.get_classifier(model.text_embedder())
     files = list(tmp_path.glob('*.pt'))
     assert len(files) == 1 and files[0] == tmp_path / (
-        head.cache_key(model) + '.pt')
+        head.cache_key(model.text_fingerprint()) + '.pt')
     # A plain tensor, readable without unpickling code.
     stored = torch.load(files[0], weights_only=True)
     assert isinstance(stored, torch.Tensor)
     torch.testing.assert_close(stored, first)
     torch.testing.assert_close(
-        first, build_zero_shot_classifier(model, names, templates))
+        first,
+        build_zero_shot_classifier(model.text_embedder(), names, templates))
 
     # A fresh head (empty memory) with the same inputs: no text forward.
     _forbid_text_forward(monkeypatch, model)
     again = ZeroShotClsHead(names, templates, cache_dir=str(tmp_path))
-    torch.testing.assert_close(again.get_classifier(model), first)
+    torch.testing.assert_close(
+        again.get_classifier(model.text_embedder()), first)
     monkeypatch.undo()
 
     # Changed templates (or class names) miss the cache.
@@ -112,47 +114,76 @@ def test_disk_cache_hit_and_miss(tmp_path, model, monkeypatch):
     orig = model.encode_text
     monkeypatch.setattr(model, 'encode_text',
                         lambda *a, **k: calls.append(1) or orig(*a, **k))
-    other.get_classifier(model)
+    other.get_classifier(model.text_embedder())
     assert calls and len(list(tmp_path.glob('*.pt'))) == 2
-    assert other.cache_key(model) != head.cache_key(model)
+    key = model.text_fingerprint()
+    assert other.cache_key(key) != head.cache_key(key)
 
 
 def test_cache_key_follows_text_weights(tmp_path, model):
     head = ZeroShotClsHead(['a', 'b'], ['{}'], cache_dir=str(tmp_path))
-    key = head.cache_key(model)
-    first = head.get_classifier(model)
+    key = head.cache_key(model.text_fingerprint())
+    first = head.get_classifier(model.text_embedder())
     # Changing the image tower does not touch the classifier ...
     with torch.no_grad():
         next(model.backbone.parameters()).add_(1.)
-    assert head.cache_key(model) == key
+    assert head.cache_key(model.text_fingerprint()) == key
     # ... changing the text tower (here through load_state_dict, as a new
     # checkpoint would) invalidates both the disk key and the memory copy.
     state = model.state_dict()
     state['text_encoder.text_projection'] = torch.randn_like(
         state['text_encoder.text_projection'])
     model.load_state_dict(state)
-    assert head.cache_key(model) != key
-    second = head.get_classifier(model)
+    assert head.cache_key(model.text_fingerprint()) != key
+    second = head.get_classifier(model.text_embedder())
     assert not torch.allclose(first, second)
     torch.testing.assert_close(
-        second, build_zero_shot_classifier(model, ['a', 'b'], ['{}']))
+        second,
+        build_zero_shot_classifier(model.text_embedder(), ['a', 'b'], ['{}']))
+    # So does an in-place update (as an optimizer step makes).
+    with torch.no_grad():
+        model.text_encoder.text_projection.mul_(-1)
+    torch.testing.assert_close(
+        head.get_classifier(model.text_embedder()), -second)
 
 
 def test_in_memory_reuse(model, monkeypatch):
     head = ZeroShotClsHead(['a', 'b'], ['{}'], cache_dir=None)
-    first = head.get_classifier(model)
+    first = head.get_classifier(model.text_embedder())
     _forbid_text_forward(monkeypatch, model)
-    assert head.get_classifier(model) is first
+    assert head.get_classifier(model.text_embedder()) is first
     head.reset()
     with pytest.raises(AssertionError, match='cache should hit'):
-        head.get_classifier(model)
+        head.get_classifier(model.text_embedder())
+    monkeypatch.undo()
+    # A plain function has no fingerprint: always built, never cached.
+    calls = []
+
+    def encode(texts):
+        calls.append(len(texts))
+        return model.encode_text(model.tokenizer(texts))
+
+    torch.testing.assert_close(head.get_classifier(encode), first)
+    head.get_classifier(encode)
+    assert calls == [2, 2]
+
+
+def test_builds_with_the_text_tower_in_eval_mode(model):
+    """Dropout must not leak into the cached classifier."""
+    model.text_encoder.transformer.resblocks[0].attn.attn_drop = 0.9
+    head = ZeroShotClsHead(['a', 'b', 'c'], ['{}', 'x {}'], cache_dir=None)
+    expected = head.get_classifier(model.eval().text_embedder())
+    head.reset()
+    got = head.get_classifier(model.train().text_embedder())
+    torch.testing.assert_close(got, expected)
+    assert model.text_encoder.training  # restored
 
 
 def test_unreadable_cache_is_rebuilt(tmp_path, model):
     head = ZeroShotClsHead(['a', 'b'], ['{}'], cache_dir=str(tmp_path))
-    path = head.cache_path(model)
+    path = head.cache_path(model.text_fingerprint())
     tmp_path.joinpath(path.split('/')[-1]).write_bytes(b'not a tensor')
-    weights = head.get_classifier(model)
+    weights = head.get_classifier(model.text_embedder())
     assert weights.shape[1] == 2
     assert torch.load(path, weights_only=True).shape == weights.shape
 
@@ -173,7 +204,8 @@ def test_predict_and_mmpretrain_accuracy(model, scale):
     assert out[0] is samples[0] and int(out[2].gt_label) == 4
 
     img = model.encode_image(images, normalize=True)
-    weights = build_zero_shot_classifier(model, names, ['a photo of {}.'])
+    weights = build_zero_shot_classifier(model.text_embedder(), names,
+                                         ['a photo of {}.'])
     factor = 100. if scale == 100. else model.logit_scale.exp()
     probs = F.softmax(factor * img @ weights, dim=-1)
     got = torch.stack([s.pred_score for s in out])
@@ -190,7 +222,15 @@ def test_predict_and_mmpretrain_accuracy(model, scale):
         assert result[f'accuracy/top{k}'] == pytest.approx(
             float(direct), abs=1e-4)
 
-    # Without data samples the head makes new ones.
+    # The head needs no model: image features, a text encoder and the
+    # logit scale. Without data samples it makes new ones.
     with torch.no_grad():
-        fresh = model.predict_head.predict(model, images)
+        fresh = model.predict_head.predict(
+            model.encode_image(images), model.text_embedder(),
+            logit_scale=model.logit_scale)
     assert len(fresh) == 6 and 'gt_label' not in fresh[0]
+    torch.testing.assert_close(
+        torch.stack([s.pred_score for s in fresh]), got)
+    if scale == 'learned':
+        with pytest.raises(ValueError, match="needs the model's logit_scale"):
+            model.predict_head.predict(img, model.text_embedder())
