@@ -21,10 +21,14 @@ def __getattr__(name):
 
 
 # Make mmclip's models known to mmpretrain.list_models / get_model /
-# inference_model by name. This imports mmpretrain (and so torch).
+# inference_model by name. This imports mmpretrain (and so torch), which the
+# scoring-only install has not (see mmclip.dependencies).
+from .dependencies import has_torch  # noqa: E402
 from .model_index import register_mmpretrain_models  # noqa: E402
 
-try:
-    register_mmpretrain_models()
-except FileNotFoundError as err:  # a broken install must not break import
-    warnings.warn(f'mmclip models are not registered with mmpretrain: {err}')
+if has_torch():
+    try:
+        register_mmpretrain_models()
+    except FileNotFoundError as err:  # a broken install must not break import
+        warnings.warn(
+            f'mmclip models are not registered with mmpretrain: {err}')

@@ -25,15 +25,17 @@ two paths against each other and against open_clip.
 """
 import html
 import re
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 import ftfy
 import numpy as np
 import regex
-import torch
 
-from mmclip.registry import TOKENIZER
+from mmclip.dependencies import has_torch
 from .bpe import DEFAULT_BPE_PATH, BytePairEncoder, load_merges
+
+if TYPE_CHECKING:
+    import torch
 
 SOT_TOKEN = '<start_of_text>'
 EOT_TOKEN = '<end_of_text>'
@@ -81,16 +83,16 @@ def clean_text(text: str) -> str:
     return ' '.join(text.split()).lower()
 
 
-@TOKENIZER.register_module()
 class CLIPBPETokenizer:
     """OpenAI CLIP byte-level BPE tokenizer, id-compatible with open_clip.
 
-    Calling the tokenizer turns text into a ``[N, context_length]`` LongTensor:
-    ``<start_of_text>`` (49406), the text's tokens, ``<end_of_text>`` (49407),
-    then zeros. The special tokens written literally in the text
-    (``<start_of_text>``, ``<end_of_text>``) also map to their ids, as in
-    open_clip; OpenAI's old spellings ``<|startoftext|>`` / ``<|endoftext|>``
-    are ordinary text.
+    Calling the tokenizer turns text into a ``[N, context_length]`` LongTensor
+    (an int64 numpy array with ``return_tensors='np'``, which needs no
+    PyTorch): ``<start_of_text>`` (49406), the text's tokens,
+    ``<end_of_text>`` (49407), then zeros. The special tokens written
+    literally in the text (``<start_of_text>``, ``<end_of_text>``) also map
+    to their ids, as in open_clip; OpenAI's old spellings
+    ``<|startoftext|>`` / ``<|endoftext|>`` are ordinary text.
 
     Args:
         bpe_path (str, optional): Merge list: OpenAI's
@@ -186,7 +188,7 @@ class CLIPBPETokenizer:
         return ids
 
     def decode(self,
-               ids: Union[Sequence[int], np.ndarray, torch.Tensor],
+               ids: Union[Sequence[int], np.ndarray, 'torch.Tensor'],
                skip_special_tokens: bool = False) -> str:
         """Turn ids back into text, like open_clip's ``decode``.
 
@@ -202,9 +204,7 @@ class CLIPBPETokenizer:
         Returns:
             str: The decoded text.
         """
-        if isinstance(ids, torch.Tensor):
-            ids = ids.tolist()
-        elif isinstance(ids, np.ndarray):
+        if hasattr(ids, 'tolist'):  # a numpy array or a torch tensor
             ids = ids.tolist()
         if skip_special_tokens:
             ids = list(ids)
@@ -216,7 +216,9 @@ class CLIPBPETokenizer:
     def __call__(self,
                  texts: Union[str, Sequence[str]],
                  context_length: Optional[int] = None,
-                 truncate: Optional[bool] = None) -> torch.Tensor:
+                 truncate: Optional[bool] = None,
+                 return_tensors: str = 'pt'
+                 ) -> Union['torch.Tensor', np.ndarray]:
         """Tokenize texts into a padded id tensor.
 
         Args:
@@ -228,11 +230,17 @@ class CLIPBPETokenizer:
                 first ``context_length - 2`` tokens and ends it with EOT,
                 False raises a ``ValueError``. None uses ``self.truncate``.
                 Defaults to None.
+            return_tensors (str): ``'pt'`` for a torch LongTensor, ``'np'``
+                for an int64 numpy array (torch is then not imported).
+                Defaults to ``'pt'``.
 
         Returns:
-            torch.Tensor: LongTensor of shape ``[N, context_length]``
+            torch.Tensor | np.ndarray: Shape ``[N, context_length]``
             (``N = 1`` for a single string).
         """
+        if return_tensors not in ('pt', 'np'):
+            raise ValueError(f"return_tensors={return_tensors!r}: use 'pt' "
+                             "(torch) or 'np' (numpy).")
         if isinstance(texts, str):
             texts = [texts]
         length = self.context_length if context_length is None else \
@@ -271,6 +279,9 @@ class CLIPBPETokenizer:
             index = np.arange(len(flat), dtype=np.int64) + np.repeat(
                 row_starts - flat_starts, lengths)
             out.reshape(-1)[index] = flat
+        if return_tensors == 'np':
+            return out
+        import torch
         return torch.from_numpy(out)
 
     @staticmethod
@@ -300,7 +311,8 @@ _default_tokenizer: Optional[CLIPBPETokenizer] = None
 
 def tokenize(texts: Union[str, Sequence[str]],
              context_length: int = 77,
-             truncate: bool = False) -> torch.Tensor:
+             truncate: bool = False,
+             return_tensors: str = 'pt') -> Union['torch.Tensor', np.ndarray]:
     """Tokenize with a shared :class:`CLIPBPETokenizer` (bundled vocabulary).
 
     The tokenizer is created on first use, so importing this module does not
@@ -311,12 +323,22 @@ def tokenize(texts: Union[str, Sequence[str]],
         context_length (int): Output length per text. Defaults to 77.
         truncate (bool): Cut over-long texts (ending them with EOT) instead of
             raising a ``ValueError``. Defaults to False.
+        return_tensors (str): ``'pt'`` (torch) or ``'np'`` (numpy, without
+            importing torch). Defaults to ``'pt'``.
 
     Returns:
-        torch.Tensor: LongTensor of shape ``[N, context_length]``.
+        torch.Tensor | np.ndarray: int64, shape ``[N, context_length]``.
     """
     global _default_tokenizer
     if _default_tokenizer is None:
         _default_tokenizer = CLIPBPETokenizer()
     return _default_tokenizer(
-        texts, context_length=context_length, truncate=truncate)
+        texts, context_length=context_length, truncate=truncate,
+        return_tensors=return_tensors)
+
+
+if has_torch():
+    # mmclip's registries are mmengine's (which needs torch); the
+    # scoring-only install tokenizes without them (mmclip.dependencies).
+    from mmclip.registry import TOKENIZER
+    TOKENIZER.register_module(module=CLIPBPETokenizer)

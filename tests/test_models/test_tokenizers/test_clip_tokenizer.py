@@ -4,6 +4,7 @@ import html
 import random
 
 import ftfy
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -112,6 +113,22 @@ def test_call_matches_open_clip(tok, ref):
     assert torch.equal(out, expected)
     assert torch.equal(tok('a photo of a cat'), ref('a photo of a cat'))
     assert tok([]).shape == (0, 77)
+
+
+def test_numpy_output(tok, ref):
+    """return_tensors='np': the same ids as an int64 array (the ONNX
+    Runtime scorer's path, which has no torch); decode takes arrays."""
+    texts = CORPUS[:8] + [' '.join(CORPUS)]
+    out = tok(texts, truncate=True, return_tensors='np')
+    assert isinstance(out, np.ndarray) and out.dtype == np.int64
+    np.testing.assert_array_equal(out, ref(texts).numpy())
+    np.testing.assert_array_equal(
+        tokenize('a cat', context_length=8, return_tensors='np'),
+        ref('a cat', context_length=8).numpy())
+    assert tok.decode(out[0], skip_special_tokens=True) == tok.decode(
+        tok.encode(texts[0]))
+    with pytest.raises(ValueError, match="'np'"):
+        tok('a cat', return_tensors='tf')
 
 
 @pytest.mark.parametrize('context_length', [1, 2, 3, 8, 77, 100])
