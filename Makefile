@@ -19,8 +19,8 @@ $(VENV)/.installed: $(VENV)/bin/python setup.py requirements/runtime.txt require
 	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed-tests: $(VENV)/.installed requirements/tests.txt
-	$(PIP) install -r requirements/tests.txt
+$(VENV)/.installed-tests: $(VENV)/.installed requirements/tests.txt requirements/deploy.txt
+	$(PIP) install -r requirements/tests.txt -r requirements/deploy.txt
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,0 +1,376 @@
+"""Scoring images with a CLIP exported to ONNX, without PyTorch.
+
+:class:`OnnxCLIP` reads what :func:`mmclip.deployment.export_onnx` (or
+``tools/deployment/pytorch2onnx.py``) wrote: ``image_encoder.onnx``,
+``text_encoder.onnx`` and the sidecar ``mmclip_onnx.json`` (preprocessing,
+context length, temperature, zero-shot classes). It needs numpy, Pillow,
+onnxruntime and mmclip's tokenizer (ftfy, regex): this module imports no
+torch, mmengine or mmpretrain, and neither do ``import mmclip`` and
+``mmclip.apis`` where torch is not installed (see :mod:`mmclip.dependencies`).
+
+Its steps are mmclip's, computed with numpy: Pillow resize of the short side
+(bicubic for the OpenAI configs) with mmpretrain ``ResizeEdge``'s size
+rounding, mmcv ``CenterCrop``'s offsets, normalisation ``(x - 255 mean) /
+(255 std)`` in float32, the BPE tokenizer, the text batch cut after its last
+end-of-text token (exact, see ``CLIPTextTransformer``), then the prompt
+ensemble and softmax of :func:`mmclip.apis.inference_model`.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
+
+#: The sidecar's name in an export folder, and the format version it holds.
+META_FILE = 'mmclip_onnx.json'
+META_VERSION = 1
+
+
+def read_export_meta(export_dir: str) -> dict:
+    """The sidecar of an export folder.
+
+    Args:
+        export_dir (str): A folder written by
+            :func:`mmclip.deployment.export_onnx`.
+
+    Returns:
+        dict: See :func:`mmclip.deployment.onnx_export.export_meta`.
+    """
+    path = osp.join(export_dir, META_FILE)
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{export_dir!r} has no {META_FILE}: export the model with '
+            '`python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT '
+            f'--out {export_dir}`.')
+    with open(path) as f:
+        meta = json.load(f)
+    if meta.get('format_version') != META_VERSION:
+        raise ValueError(
+            f'{path} has format_version {meta.get("format_version")!r}; this '
+            f'mmclip reads version {META_VERSION}. Export the model again '
+            'with this mmclip.')
+    return meta
+
+
+def load_rgb(image: ImageLike) -> np.ndarray:
+    """One image as an ``(H, W, 3)`` uint8 RGB array, decoded with Pillow.
+
+    Files get their EXIF orientation applied; transparency is composited
+    over white and other modes (grey, palette, CMYK) converted to RGB, as
+    :func:`mmclip.apis.load_image` does for 8-bit images.
+
+    Args:
+        image (str | Path | np.ndarray | PIL.Image.Image): A file, an RGB
+            ``(H, W, 3)`` / RGBA ``(H, W, 4)`` / grey ``(H, W)`` uint8 array,
+            or a PIL image.
+
+    Returns:
+        np.ndarray: ``(H, W, 3)`` uint8.
+    """
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
+                image.ndim == 3 and image.shape[2] not in (3, 4)):
+            raise ValueError(
+                'Expected an (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) grey '
+                f'uint8 array, got {image.dtype} of shape {image.shape}.')
+        image = Image.fromarray(image)
+    elif isinstance(image, (str, os.PathLike)):
+        try:
+            with Image.open(image) as file:
+                image = ImageOps.exif_transpose(file)
+        except (OSError, ValueError) as err:
+            raise ValueError(f'Cannot read image {os.fspath(image)!r}: '
+                             f'{err}') from None
+    elif not isinstance(image, Image.Image):
+        raise ValueError('Expected an image path, a PIL image or a numpy '
+                         f'array, got {type(image).__name__}.')
+    if image.mode in ('RGBA', 'LA', 'PA') or 'transparency' in image.info:
+        rgba = image.convert('RGBA')
+        image = Image.alpha_composite(
+            Image.new('RGBA', rgba.size, (255, 255, 255, 255)), rgba)
+    return np.array(image.convert('RGB'), dtype=np.uint8)
+
+
+def preprocess_image(rgb: np.ndarray, image_meta: dict) -> np.ndarray:
+    """Resize the short side, centre-crop and normalise one image.
+
+    Args:
+        rgb (np.ndarray): ``(H, W, 3)`` uint8 RGB.
+        image_meta (dict): The sidecar's ``image`` entry: ``resize_short``,
+            ``crop_size``, ``interpolation`` (a Pillow filter name),
+            ``mean`` and ``std`` (RGB, 0-1 range).
+
+    Returns:
+        np.ndarray: ``(3, crop_size, crop_size)`` float32.
+    """
+    h, w = rgb.shape[:2]
+    short, crop = image_meta['resize_short'], image_meta['crop_size']
+    # mmpretrain's ResizeEdge: the short side to `short`, the long one
+    # truncated (int), as torchvision's Resize does for OpenAI CLIP.
+    size = (short, int(short * h / w)) if w < h else (int(short * w / h),
+                                                      short)
+    resample = Image.Resampling[image_meta['interpolation'].upper()]
+    img = np.asarray(Image.fromarray(rgb).resize(size, resample))
+    # mmcv's CenterCrop offsets.
+    top = max(0, int(round((img.shape[0] - crop) / 2.)))
+    left = max(0, int(round((img.shape[1] - crop) / 2.)))
+    img = img[top:top + crop, left:left + crop]
+    # As mmpretrain's ClsDataPreprocessor: 0-255 pixels, 0-255 mean/std
+    # (scaled in float64: the float32 values of the model's buffers).
+    mean = (255 * np.asarray(image_meta['mean'])).astype(np.float32)
+    std = (255 * np.asarray(image_meta['std'])).astype(np.float32)
+    return ((img.astype(np.float32) - mean) / std).transpose(2, 0, 1)
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (``torch.nn.functional.normalize``)."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis."""
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class OnnxCLIP:
+    """A CLIP exported to ONNX, run with ONNX Runtime; no PyTorch needed.
+
+    Embeddings equal the PyTorch model's ``encode_image`` / ``encode_text``
+    (to ~1e-6 in float32, tested); :meth:`predict` returns what
+    :func:`mmclip.apis.inference_model` returns.
+
+    Args:
+        export_dir (str): Folder with ``image_encoder.onnx``,
+            ``text_encoder.onnx`` and ``mmclip_onnx.json``.
+        providers (Sequence[str], optional): ONNX Runtime execution
+            providers, e.g. ``['CUDAExecutionProvider',
+            'CPUExecutionProvider']``. Defaults to None (CPU).
+        num_threads (int, optional): Threads per operator
+            (``intra_op_num_threads``); None lets ONNX Runtime use every
+            physical core. Defaults to None.
+
+    Examples:
+        >>> model = OnnxCLIP('work_dirs/onnx')
+        >>> model.predict('cat.jpg', texts=['a cat', 'a dog'])['pred_class']
+        'a cat'
+    """
+
+    def __init__(self,
+                 export_dir: str,
+                 providers: Optional[Sequence[str]] = None,
+                 num_threads: Optional[int] = None):
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise ImportError(
+                f'OnnxCLIP needs onnxruntime ({err}): pip install '
+                'onnxruntime (see requirements/deploy.txt).') from None
+        from mmclip.models.tokenizers import CLIPBPETokenizer
+        self.export_dir = export_dir
+        self.meta = read_export_meta(export_dir)
+        options = ort.SessionOptions()
+        if num_threads is not None:
+            options.intra_op_num_threads = int(num_threads)
+        providers = list(providers or ['CPUExecutionProvider'])
+
+        def session(tower: dict):
+            return ort.InferenceSession(
+                osp.join(export_dir, tower['file']), options,
+                providers=providers)
+
+        self.image_session = session(self.meta['image'])
+        self.text_session = session(self.meta['text'])
+        self.tokenizer = CLIPBPETokenizer(
+            context_length=self.meta['text']['context_length'])
+        self._zero_shot_weights = None
+
+    @property
+    def classes(self) -> Optional[List[str]]:
+        """The zero-shot head's class names, or None without a head."""
+        zero_shot = self.meta.get('zero_shot')
+        return list(zero_shot['classes']) if zero_shot else None
+
+    def preprocess(self, images: Sequence[ImageLike]) -> np.ndarray:
+        """Images as the image encoder's input.
+
+        Args:
+            images (Sequence[str | np.ndarray | PIL.Image.Image]): See
+                :func:`load_rgb`.
+
+        Returns:
+            np.ndarray: ``(N, 3, S, S)`` float32.
+        """
+        return np.stack([
+            preprocess_image(load_rgb(image), self.meta['image'])
+            for image in images
+        ])
+
+    def tokenize(self, texts: Union[str, Sequence[str]]) -> np.ndarray:
+        """Token ids cut after the batch's last pooled (end-of-text) token.
+
+        Args:
+            texts (str | Sequence[str]): Texts; over-long ones are truncated
+                to the context length, as the PyTorch model's heads do.
+
+        Returns:
+            np.ndarray: ``(N, L)`` int64, ``L <= context_length``.
+        """
+        ids = self.tokenizer(texts, truncate=True, return_tensors='np')
+        return ids[:, :int(self.pool_index(ids).max()) + 1]
+
+    def pool_index(self, token_ids: np.ndarray) -> np.ndarray:
+        """Where the text tower pools each sequence, as
+        ``CLIPTextTransformer.pool_index`` (arg-max id, or the first
+        ``eot_token_id``)."""
+        eot = self.meta['text']['eot_token_id']
+        return (token_ids.argmax(-1) if eot is None else
+                (token_ids == eot).argmax(-1))
+
+    def encode_image(self,
+                     images: Union[np.ndarray, Sequence[ImageLike]],
+                     normalize: bool = False) -> np.ndarray:
+        """Image embeddings.
+
+        Args:
+            images (np.ndarray | Sequence): Preprocessed ``(N, 3, S, S)``
+                float32 pixels, or images for :meth:`preprocess`.
+            normalize (bool): L2-normalise. Defaults to False.
+
+        Returns:
+            np.ndarray: ``(N, embed_dims)`` float32.
+        """
+        if not (isinstance(images, np.ndarray) and images.ndim == 4):
+            images = self.preprocess(images)
+        tower = self.meta['image']
+        feats = self.image_session.run(
+            [tower['output']],
+            {tower['input']: np.ascontiguousarray(images, np.float32)})[0]
+        return l2_normalize(feats) if normalize else feats
+
+    def encode_text(self,
+                    texts: Union[str, Sequence[str], np.ndarray],
+                    normalize: bool = False) -> np.ndarray:
+        """Text embeddings.
+
+        Args:
+            texts (str | Sequence[str] | np.ndarray): Texts, or ``(N, L)``
+                int64 token ids with ``L <= context_length`` (any padding
+                length: the result is the same).
+            normalize (bool): L2-normalise. Defaults to False.
+
+        Returns:
+            np.ndarray: ``(N, embed_dims)`` float32.
+        """
+        ids = (np.asarray(texts, np.int64) if isinstance(texts, np.ndarray)
+               else self.tokenize(texts))
+        tower = self.meta['text']
+        feats = self.text_session.run([tower['output']],
+                                      {tower['input']: ids})[0]
+        return l2_normalize(feats) if normalize else feats
+
+    def text_classifier(self,
+                        classnames: Sequence[str],
+                        templates: Sequence[str] = ('{}', ),
+                        batch_size: int = 256) -> np.ndarray:
+        """The CLIP paper's prompt ensemble, as
+        :func:`mmclip.models.utils.build_zero_shot_classifier`: per class the
+        mean of the normalised embeddings of its prompts, renormalised.
+
+        Args:
+            classnames (Sequence[str]): ``C`` class names (or texts).
+            templates (Sequence[str]): ``T`` templates with ``{}``. Defaults
+                to ``('{}', )``: each text as given.
+            batch_size (int): Prompts per text-encoder run. Defaults to 256.
+
+        Returns:
+            np.ndarray: ``(embed_dims, C)`` float32.
+        """
+        if not classnames or not templates:
+            raise ValueError('A text classifier needs at least one class '
+                             'name and one template.')
+        bad = [t for t in templates if '{}' not in t]
+        if bad:
+            raise ValueError('Templates must contain "{}" for the class '
+                             f'name: {bad[:3]}')
+        prompts = [t.format(c) for c in classnames for t in templates]
+        feats = np.concatenate([
+            self.encode_text(prompts[i:i + batch_size], normalize=True)
+            for i in range(0, len(prompts), batch_size)
+        ])
+        feats = feats.reshape(len(classnames), len(templates), -1)
+        return l2_normalize(feats.mean(1)).T.astype(np.float32)
+
+    def _zero_shot(self):
+        """The zero-shot head's ``(classifier, scale)``, built once."""
+        zero_shot = self.meta.get('zero_shot')
+        if not zero_shot:
+            raise ValueError(
+                f'{self.meta["config"]} has no zero-shot head, so the export '
+                "names no classes: pass texts=['a dog', 'a cat', ...].")
+        if self._zero_shot_weights is None:
+            self._zero_shot_weights = self.text_classifier(
+                zero_shot['classes'], zero_shot['templates'])
+        return self._zero_shot_weights, zero_shot['logit_scale']
+
+    def predict(self,
+                images: Union[ImageLike, Sequence[ImageLike]],
+                texts: Optional[Union[str, Sequence[str]]] = None,
+                templates: Optional[Sequence[str]] = None,
+                logit_scale: Optional[float] = None,
+                batch_size: int = 32) -> Union[Dict, List[Dict]]:
+        """Classify images, with your own labels or the exported classes.
+
+        As :func:`mmclip.apis.inference_model`: with ``texts`` the softmax of
+        ``logit_scale * cos(image, text)`` over the texts (each a class name
+        of a prompt ensemble when ``templates`` are given); without, the
+        exported zero-shot head's classes, templates and temperature.
+
+        Args:
+            images (str | Path | np.ndarray | PIL.Image.Image | list): One
+                image or a list (see :func:`load_rgb`).
+            texts (str | list[str], optional): Labels or captions. Defaults
+                to None (the exported classes).
+            templates (list[str], optional): Prompt templates with ``{}``,
+                used with ``texts``. Defaults to None (texts as given).
+            logit_scale (float, optional): Multiplier of the cosine
+                similarities with ``texts``; None uses the model's learned
+                temperature. Defaults to None.
+            batch_size (int): Images per image-encoder run. Defaults to 32.
+
+        Returns:
+            dict | list[dict]: Per image ``pred_scores`` (``(C,)`` float32),
+            ``pred_label``, ``pred_score``, ``pred_class`` and, for files,
+            ``img_path``; one dict for one image.
+        """
+        single = not isinstance(images, (list, tuple))
+        images = [images] if single else list(images)
+        if not images:
+            raise ValueError('No images given.')
+        if texts is not None:
+            classes = [texts] if isinstance(texts, str) else list(texts)
+            weights = self.text_classifier(classes, templates or ('{}', ))
+            scale = (self.meta['logit_scale']
+                     if logit_scale is None else float(logit_scale))
+        else:
+            classes = self.classes
+            weights, scale = self._zero_shot()
+        results = []
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size]
+            img = self.encode_image(batch, normalize=True)
+            probs = softmax(np.float32(scale) * img @ weights)
+            for image, prob in zip(batch, probs):
+                label = int(prob.argmax())
+                result = dict(pred_scores=prob.astype(np.float32),
+                              pred_label=label,
+                              pred_score=float(prob[label]),
+                              pred_class=classes[label])
+                if isinstance(image, (str, os.PathLike)):
+                    result['img_path'] = os.fspath(image)
+                results.append(result)
+        return results[0] if single else results

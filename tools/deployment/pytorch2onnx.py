@@ -1,0 +1,79 @@
+"""Export a CLIP model's image and text towers to ONNX.
+
+Writes ``image_encoder.onnx``, ``text_encoder.onnx`` (dynamic batch; the text
+tower also takes any length up to the context length) and
+``mmclip_onnx.json`` (preprocessing, context length, temperature, zero-shot
+classes) into ``--out``, then checks both files with ONNX Runtime against
+PyTorch. Score with them without PyTorch::
+
+    python tools/deployment/pytorch2onnx.py \\
+        configs/clip/clip_vit-base-p32_zeroshot-cls_in1k.py \\
+        checkpoints/vit-b-32_openai.pth --out work_dirs/onnx/vit-b-32
+    python -c "from mmclip.apis import OnnxCLIP; \\
+        print(OnnxCLIP('work_dirs/onnx/vit-b-32').predict( \\
+            'demo.jpg', texts=['a cat', 'a dog']))"
+
+Needs ``pip install -r requirements/deploy.txt`` (onnx, onnxscript,
+onnxruntime).
+"""
+import argparse
+import json
+import sys
+
+BANNER = '!' * 72
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n\n', 1)[1])
+    parser.add_argument('config', help='config file, config name or model '
+                        'name (see mmclip.apis.list_models)')
+    parser.add_argument(
+        'checkpoint', nargs='?',
+        help='mmclip checkpoint (converted, or a training run\'s '
+        'epoch_N.pth); without it the export has random weights')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--opset', type=int,
+                        help='ONNX opset (default: the exporter\'s)')
+    parser.add_argument(
+        '--img-size', type=int,
+        help='image tower resolution (default: the config\'s); position '
+        'embeddings are resized bicubically when the checkpoint loads, and '
+        'the export preprocesses at this size')
+    parser.add_argument('--no-verify', action='store_true',
+                        help='skip the ONNX Runtime vs PyTorch check')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    """Export; returns the sidecar's content."""
+    args = parse_args(argv)
+    from mmclip.apis import get_model
+    from mmclip.deployment import export_onnx
+    if args.checkpoint is None:
+        print(f'{BANNER}\nNo CHECKPOINT given: exporting RANDOM weights. The '
+              'ONNX files are only good for testing.\n' + BANNER,
+              file=sys.stderr)
+    cfg_options = ({'model.vision_backbone.img_size': args.img_size}
+                   if args.img_size else None)
+    model = get_model(args.config, pretrained=args.checkpoint,
+                      cfg_options=cfg_options)
+    meta = export_onnx(model, args.out, opset=args.opset,
+                       checkpoint=args.checkpoint,
+                       verify=not args.no_verify)
+    summary = {k: meta[k] for k in ('embed_dims', 'logit_scale')}
+    summary.update(
+        image_size=meta['image']['size'],
+        context_length=meta['text']['context_length'],
+        zero_shot_classes=len(meta['zero_shot']['classes'])
+        if meta['zero_shot'] else None,
+        opset=meta['exported_with']['opset'],
+        verified_max_abs_diff=meta.get('verified_max_abs_diff'))
+    print(f'Wrote {args.out}:\n{json.dumps(summary, indent=2)}')
+    return meta
+
+
+if __name__ == '__main__':
+    main()
