@@ -9,9 +9,9 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
-# Resuming reads the run's own full-state checkpoints (pickled optimizer and
-# message hub); mmclip unpickles only files inside the run's work dir.
-custom_hooks = [dict(type='TrustWorkDirHook')]
+# Checkpoints hold only tensors and plain data (message hub included), so
+# they load with torch.load(weights_only=True) from any folder.
+custom_hooks = [dict(type='PlainCheckpointHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

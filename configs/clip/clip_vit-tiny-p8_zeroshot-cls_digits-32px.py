@@ -37,5 +37,5 @@ test_dataloader = dict(
 test_evaluator = dict(type='Accuracy', topk=(1, 5))
 # Evaluation only: drop the training hooks (temperature clamp, RNG state,
 # curves) of the pretraining runtime.
-custom_hooks = [dict(type='TrustWorkDirHook')]
+custom_hooks = [dict(type='PlainCheckpointHook')]
 test_cfg = dict()

@@ -200,7 +200,7 @@ def get_model(model: Union[str, Config],
             'pretrained=True needs a model from mmclip.apis.list_models(); '
             'pass the path of a converted checkpoint instead.')
     init_default_scope(cfg.get('default_scope', 'mmclip'))
-    import mmclip.engine  # noqa: F401 (safe checkpoint loading in mmengine)
+    import mmclip.engine  # noqa: F401 (registers the runner-side modules)
     from mmclip.registry import MODELS
     net = MODELS.build(cfg.model)
     meta = {}

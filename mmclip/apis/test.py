@@ -25,7 +25,8 @@ def prepare_test_config(config: str,
     Args:
         config (str): Config file path.
         checkpoint (str, optional): Weights to load (``cfg.load_from``),
-            read with ``weights_only=True``; None evaluates the config's
+            read without executing anything (see
+            :mod:`mmclip.utils.checkpoint`); None evaluates the config's
             initial weights.
         work_dir (str, optional): Logs folder; defaults to
             ``./work_dirs/{config name}``.
@@ -87,17 +88,20 @@ def test(cfg: Config, show_dir: Optional[str] = None,
         dict: The metrics, e.g. ``{'accuracy/top1': ..., 'accuracy/top5':
         ...}``.
     """
-    import mmclip.engine  # noqa: F401 (safe checkpoint loading)
+    import mmclip.engine  # noqa: F401 (registers the hooks)
     import mmclip.models  # noqa: F401 (registers the heads)
     import mmclip.datasets  # noqa: F401 (registers the datasets)
     from mmclip.engine.hooks import ShowPredictionsHook
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
-    runner = (RUNNERS.build(cfg)
-              if 'runner_type' in cfg else Runner.from_cfg(cfg))
-    if show_dir:
-        runner.register_hook(ShowPredictionsHook(show_dir, max_show))
-    metrics = runner.test()
+
+    from mmclip.utils.checkpoint import mmclip_checkpoint_loading
+    with mmclip_checkpoint_loading():
+        runner = (RUNNERS.build(cfg)
+                  if 'runner_type' in cfg else Runner.from_cfg(cfg))
+        if show_dir:
+            runner.register_hook(ShowPredictionsHook(show_dir, max_show))
+        metrics = runner.test()
     for key, value in metrics.items():
         print(f'{key}: {value}')
     return metrics

@@ -4,7 +4,9 @@ from typing import Optional
 
 from mmengine.config import Config
 
-from mmclip.utils.checkpoint import add_trusted_dir
+from mmclip.utils.checkpoint import (UnsafeCheckpointError,
+                                     mmclip_checkpoint_loading,
+                                     unsafe_globals)
 
 # Plain wrappers and their AMP counterparts (``--amp`` switches between them).
 _AMP_WRAPPERS = {
@@ -27,9 +29,8 @@ def prepare_train_config(config: str,
         work_dir (str, optional): Where logs and checkpoints go; defaults to
             ``./work_dirs/{config name}``.
         resume (str, optional): ``'auto'`` resumes from the latest checkpoint
-            in the work dir; a path resumes from that checkpoint (it must be
-            inside the work dir: only the run's own full-state checkpoints
-            are unpickled). Defaults to None (no resume).
+            in the work dir; a path resumes from that checkpoint, wherever
+            it is. Defaults to None (no resume).
         amp (bool): Mixed precision via the matching AMP optim wrapper.
         amp_dtype (str): ``'bfloat16'`` (default, no loss scaling needed) or
             ``'float16'``.
@@ -60,7 +61,39 @@ def prepare_train_config(config: str,
         cfg.resume, cfg.load_from = True, None
     elif resume:
         cfg.resume, cfg.load_from = True, resume
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'PlainCheckpointHook' for h in hooks):
+        # Every checkpoint tools/train.py writes loads with weights_only=True.
+        cfg.custom_hooks = hooks + [dict(type='PlainCheckpointHook')]
     return cfg
+
+
+def check_resumable(cfg: Config) -> None:
+    """Refuse to resume from a checkpoint whose training state could only be
+    rebuilt by executing its pickle (one written without
+    :class:`~mmclip.engine.hooks.PlainCheckpointHook`, e.g. by an older
+    mmengine run), before any work is done.
+
+    Raises:
+        UnsafeCheckpointError: Naming the file, the objects it holds and the
+            fix (start from its weights with ``load_from``).
+    """
+    if not cfg.get('resume'):
+        return
+    path = cfg.get('load_from')
+    if path is None:
+        from mmengine.runner import find_latest_checkpoint
+        path = find_latest_checkpoint(cfg.work_dir)
+    if path is None or not osp.isfile(path):
+        return  # mmengine starts from scratch / reports the missing file
+    names = unsafe_globals(path)
+    if names:
+        raise UnsafeCheckpointError(
+            f'Cannot resume from {path!r}: its training state holds '
+            f'{", ".join(names)}, which only executing the pickle could '
+            'rebuild (it was not written by an mmclip run). Start from its '
+            f'weights instead: --cfg-options load_from={path} without '
+            '--resume.')
 
 
 def train(cfg: Config):
@@ -69,15 +102,14 @@ def train(cfg: Config):
     Returns:
         mmengine.runner.Runner: The runner after training.
     """
-    import mmclip.engine  # noqa: F401 (hooks, wrappers, safe loading)
+    import mmclip.engine  # noqa: F401 (hooks, wrappers)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
-    # The run's own work dir is the one place full-state checkpoints are
-    # unpickled from (to resume); see mmclip.utils.checkpoint.
-    add_trusted_dir(cfg.work_dir)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    check_resumable(cfg)
+    with mmclip_checkpoint_loading():
+        if 'runner_type' in cfg:
+            runner = RUNNERS.build(cfg)
+        else:
+            runner = Runner.from_cfg(cfg)
+        runner.train()
     return runner

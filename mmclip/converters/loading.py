@@ -6,9 +6,9 @@ Sources may come from anywhere, so nothing here runs pickled code:
   weights_only=True)``, which only rebuilds tensors and plain containers. A
   training checkpoint that pickles more (open_clip's argparse ``args``,
   mmengine's message hub) gives its weights through
-  :func:`mmclip.utils.checkpoint.load_without_executing`, whose unpickler
-  resolves the same allowlist and turns every other name into an inert
-  placeholder.
+  :func:`mmclip.utils.checkpoint.load_tensors_only`, whose restricted
+  unpickler resolves only tensor builders and turns every other name into an
+  inert placeholder.
 - ``.safetensors`` files hold raw tensors only.
 - TorchScript archives (OpenAI's released ``ViT-B-32.pt`` etc.) are opened
   with ``torch.jit.load``. It compiles the archive's TorchScript code (a
@@ -26,9 +26,10 @@ import zipfile
 from typing import Dict, NamedTuple, Optional
 
 import torch
+from mmengine.logging import print_log
 
 from mmclip.utils.checkpoint import UnsafeCheckpointError as UnsafeWeightsError
-from mmclip.utils.checkpoint import load_without_executing, weights_of
+from mmclip.utils.checkpoint import load_tensors_only, weights_of
 from .common import ConversionError, strip_prefix
 
 # File names inside a checkpoint folder, in order of preference: open_clip's
@@ -111,7 +112,7 @@ def _looks_like_safetensors(path: str) -> bool:
 def _torch_load(path: str):
     """``torch.load`` restricted to tensors and plain containers; a file
     that pickles other objects gives its weights and plain ``meta`` only
-    (:func:`mmclip.utils.checkpoint.load_weights`' placeholder unpickler)."""
+    (:func:`mmclip.utils.checkpoint.load_tensors_only`)."""
     try:
         return torch.load(
             path,
@@ -123,9 +124,12 @@ def _torch_load(path: str):
         # A training checkpoint (argparse args, mmengine's message hub, numpy
         # RNG state): read only its weights; nothing it names is executed.
         # The weights_only attempt above already failed: go straight to the
-        # placeholder unpickler instead of reading the file a third time.
+        # restricted unpickler instead of reading the file a third time.
         try:
-            return weights_of(load_without_executing(path), path)
+            ckpt, refused = load_tensors_only(path)
+            print_log(f'Read only the tensors of {path}; not executed: '
+                      f'{", ".join(refused)}.', logger='current')
+            return weights_of(ckpt, path)
         except UnsafeWeightsError as e:
             raise ConversionError(str(e)) from None
     except RuntimeError as e:

@@ -1,12 +1,13 @@
-from .checkpoint import (UnsafeCheckpointError, add_trusted_dir,
-                         get_state_dict, install_mmengine_loader,
-                         load_checkpoint_file, load_weights,
-                         trust_checkpoints_in)
+from .checkpoint import (TorchScriptArchiveError, UnsafeCheckpointError,
+                         get_state_dict, load_checkpoint_file,
+                         load_tensors_only, load_weights,
+                         mmclip_checkpoint_loading, unsafe_globals,
+                         weights_of)
 from .setup_env import register_all_modules
 
 __all__ = [
-    'UnsafeCheckpointError', 'add_trusted_dir', 'get_state_dict',
-    'install_mmengine_loader', 'load_checkpoint_file', 'load_weights',
-    'register_all_modules',
-    'trust_checkpoints_in'
+    'TorchScriptArchiveError', 'UnsafeCheckpointError', 'get_state_dict',
+    'load_checkpoint_file', 'load_tensors_only', 'load_weights',
+    'mmclip_checkpoint_loading', 'register_all_modules', 'unsafe_globals',
+    'weights_of'
 ]

@@ -1,87 +1,106 @@
-"""Loading checkpoints without executing pickles.
+"""Reading checkpoints without executing pickles.
 
-A ``.pth`` file is a pickle, and unpickling runs whatever the file says.
-mmclip therefore loads every checkpoint with ``torch.load(...,
-weights_only=True)``, which only rebuilds tensors and plain containers, and
-refuses a file that needs more with a message saying what to do.
+A ``.pth`` file is a pickle, and unpickling runs whatever the file names.
+mmclip has one policy, built on public APIs only:
 
-The one exception is a run's *own* full-state checkpoint (optimizer, message
-hub with numpy history, ...), which mmengine writes as a full pickle and reads
-back to resume. Files inside a directory registered with
-:func:`trust_checkpoints_in` (the run's work dir; ``tools/train.py`` and the
-:class:`~mmclip.engine.hooks.TrustWorkDirHook` register it) may be loaded with
-full unpickling; nothing else is.
+1. **Plain files** load with ``torch.load(..., weights_only=True)``, which
+   rebuilds only tensors and Python containers. Every checkpoint
+   ``tools/train.py`` writes is plain by construction
+   (:class:`~mmclip.engine.hooks.PlainCheckpointHook` stores the message hub
+   and numpy values as plain data; :class:`~mmclip.engine.hooks.RNGStateHook`
+   its RNG states), so it loads, and resumes, from any folder with
+   mmengine's stock loader too. So do converted weights, mmpretrain's
+   released checkpoints and open_clip's ``epoch_N.pt``.
+2. **Other files** (an older mmengine run's ``epoch_N.pth`` with
+   ``HistoryBuffer`` and numpy objects, a training checkpoint carrying
+   ``argparse.Namespace`` arguments, ...) are read *for their weights* with
+   :class:`TensorsOnlyUnpickler`, a restricted unpickler on the ``find_class``
+   pattern of Python's :mod:`pickle` documentation, passed to ``torch.load``
+   as ``pickle_module``. It resolves the few globals that rebuild tensors and
+   containers and turns every other class or function the file names into an
+   inert placeholder, so nothing named in the file runs. Only the tensors of
+   ``state_dict`` and the plain values of ``meta`` are kept; what was refused
+   is reported by name. Their training state cannot be resumed (it would have
+   to be executed): start from their weights with ``load_from`` instead.
 
-For *weights* (``get_model(pretrained=...)``, inference, the converter),
-:func:`load_weights` also reads full training checkpoints from anywhere,
-without executing them: its unpickler resolves only the globals
-``weights_only=True`` allows and turns every other class or function the
-file names into an inert placeholder, then keeps the tensors of
-``state_dict`` and the plain values of ``meta``.
-
-:func:`install_mmengine_loader` makes mmengine's ``CheckpointLoader`` (used by
-``load_from``, ``resume``, ``init_cfg=dict(type='Pretrained')``) follow the
-same rule: mmengine 0.10.7 calls ``torch.load`` without ``weights_only``,
-which with torch >= 2.6 fails on its own checkpoints and would otherwise be
-fixed by unpickling everything.
+``get_model(pretrained=...)``, inference and the converter read weights with
+:func:`load_weights`. mmclip's runs (``tools/train.py``, ``tools/test.py``)
+route mmengine's local checkpoint loading (``load_from``, ``resume``,
+``init_cfg=dict(type='Pretrained')``) through :func:`load_from_mmclip` while
+they run (:func:`mmclip_checkpoint_loading`); ``import mmclip`` changes
+nothing for other OpenMMLab code in the process.
 """
-import os
+import io
 import os.path as osp
 import pickle
+import re
 from contextlib import contextmanager
-from typing import Dict, Iterator, Optional
+from types import SimpleNamespace
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
+from mmengine.logging import print_log
 
-_TRUSTED_DIRS: list = []
+__all__ = [
+    'UnsafeCheckpointError', 'TorchScriptArchiveError', 'get_state_dict',
+    'load_checkpoint_file', 'load_tensors_only', 'load_weights',
+    'weights_of', 'load_from_mmclip', 'mmclip_checkpoint_loading',
+    'unsafe_globals'
+]
 
 
 class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint needs full unpickling and is not from a trusted dir."""
+    """A checkpoint cannot be read as plain data (or as weights)."""
 
 
 class TorchScriptArchiveError(UnsafeCheckpointError):
     """A TorchScript archive (OpenAI's release format): convert it first."""
 
 
-def _real(path: str) -> str:
-    return osp.realpath(osp.expanduser(str(path)))
+_CONVERT_HINT = ('Convert it to a plain state dict with `python tools/'
+                 'model_converters/clip_to_mmclip.py SRC DST`.')
 
 
-def is_trusted(path: str) -> bool:
-    """Whether ``path`` lies inside a directory registered as trusted."""
-    real = _real(path)
-    return any(real.startswith(d.rstrip(os.sep) + os.sep) for d in _TRUSTED_DIRS)
+def _expand(path) -> str:
+    return osp.expanduser(str(path))
 
 
-@contextmanager
-def trust_checkpoints_in(directory: str) -> Iterator[None]:
-    """Allow full-state (pickle) loading of files inside ``directory``.
+def _check_exists(path: str) -> None:
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'Checkpoint {path!r} does not exist. Check the path; weights '
+            'from OpenAI, open_clip or transformers must first be converted '
+            'with tools/model_converters/clip_to_mmclip.py.')
 
-    Use it only for a directory this process writes, i.e. the run's work dir.
+
+def unsafe_globals(path: str) -> List[str]:
+    """The globals a checkpoint names beyond ``weights_only=True``'s
+    allowlist (empty for plain files), read without loading it.
 
     Args:
-        directory (str): The directory to trust while the context is open.
+        path (str): A ``torch.save`` file.
+
+    Returns:
+        list[str]: Sorted ``module.name`` strings. For torch's legacy
+        (non-zip) format, which torch cannot scan, the first one a
+        ``weights_only=True`` load stops at.
     """
-    real = _real(directory)
-    _TRUSTED_DIRS.append(real)
+    path = _expand(path)
     try:
-        yield
-    finally:
-        _TRUSTED_DIRS.remove(real)
-
-
-def add_trusted_dir(directory: str) -> None:
-    """Trust ``directory`` for the rest of the process (see
-    :func:`trust_checkpoints_in`)."""
-    real = _real(directory)
-    if real not in _TRUSTED_DIRS:
-        _TRUSTED_DIRS.append(real)
+        return sorted(
+            torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except ValueError:  # legacy format
+        try:
+            torch.load(path, map_location='cpu', weights_only=True)
+            return []
+        except pickle.UnpicklingError as err:
+            found = re.search(r'GLOBAL (\S+) was not an allowed', str(err))
+            return [found.group(1) if found else 'unknown objects']
 
 
 def load_checkpoint_file(path: str,
                          map_location: Optional[str] = 'cpu') -> dict:
-    """Load a checkpoint file safely.
+    """Load a plain checkpoint file with ``weights_only=True``.
 
     Args:
         path (str): A ``.pth``/``.pt``/``.bin`` file written by
@@ -94,69 +113,63 @@ def load_checkpoint_file(path: str,
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        UnsafeCheckpointError: the file needs full unpickling (it carries
-            Python objects beyond tensors and containers, or is a TorchScript
-            archive) and is not inside a trusted directory.
+        TorchScriptArchiveError: ``path`` is a TorchScript archive.
+        UnsafeCheckpointError: The file holds objects beyond tensors and
+            containers; the message names them (read its weights with
+            :func:`load_weights`).
     """
-    path = osp.expanduser(str(path))
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'Checkpoint {path!r} does not exist. Check the path; weights '
-            'from OpenAI, open_clip or transformers must first be converted '
-            'with tools/model_converters/clip_to_mmclip.py.')
+    path = _expand(path)
+    _check_exists(path)
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
         return load_file(path, device=map_location or 'cpu')
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if is_trusted(path):
-            # The run's own full-state checkpoint (see module docstring).
-            return torch.load(
-                path, map_location=map_location, weights_only=False)
-        # torch's message is long; keep the line naming the offending global.
-        reason = next((line.strip() for line in str(err).splitlines()
-                       if 'Unsupported global' in line), 'not plain tensors')
+    except pickle.UnpicklingError:
+        names = unsafe_globals(path)
         raise UnsafeCheckpointError(
-            f'Refusing to load {path!r}: it holds Python objects that only a '
-            'full unpickle can rebuild, and unpickling a file executes the '
-            'code it names. mmclip loads weights with weights_only=True. '
-            'Convert the file to a plain state dict with '
-            '`python tools/model_converters/clip_to_mmclip.py SRC DST`; to '
-            "resume a run, resume from the run's own work dir. "
-            f'({reason})') from None
+            f'{path!r} is not a plain checkpoint: it names '
+            f'{", ".join(names) or "objects beyond tensors"}, which only '
+            'executing the pickle could rebuild. Read its weights with '
+            'mmclip.utils.load_weights (or load_from in an mmclip run), or '
+            + _CONVERT_HINT) from None
     except RuntimeError as err:
         if 'TorchScript' in str(err) or 'torchscript' in str(err):
             raise TorchScriptArchiveError(
-                f'{path!r} is a TorchScript archive (as OpenAI released CLIP). '
-                'Convert it first: `python tools/model_converters/'
-                'clip_to_mmclip.py SRC DST`.') from None
+                f'{path!r} is a TorchScript archive (as OpenAI released '
+                'CLIP). ' + _CONVERT_HINT) from None
         raise
 
 
-def get_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
-    """The state dict inside a loaded checkpoint (``state_dict``/``model``
-    keys or the dict itself), with DDP's ``module.`` prefix removed."""
-    for key in ('state_dict', 'model'):
-        if isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-            break
-    if checkpoint and all(k.startswith('module.') for k in checkpoint):
-        checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
-    return checkpoint
+# Globals that rebuild tensors and containers in files written by
+# torch.save (storages are resolved by torch.load itself). dtypes, layouts
+# and memory formats of the torch module are allowed too (_is_torch_enum).
+_TENSOR_GLOBALS = frozenset({
+    'collections.OrderedDict', 'builtins.set', 'builtins.frozenset',
+    'builtins.complex', 'builtins.bytearray', 'builtins.slice',
+    '_codecs.encode', 'torch.Size', 'torch.device',
+    'torch._utils._rebuild_tensor', 'torch._utils._rebuild_tensor_v2',
+    'torch._utils._rebuild_tensor_v3', 'torch._utils._rebuild_parameter',
+    'torch._utils._rebuild_parameter_with_state',
+    'torch._tensor._rebuild_from_type_v2',
+})
 
 
-class _Inert:
+def _is_torch_enum(module: str, name: str) -> bool:
+    value = getattr(torch, name, None) if module == 'torch' else None
+    return isinstance(value, (torch.dtype, torch.layout, torch.memory_format))
+
+
+class Refused:
     """Stands in for every class or function a checkpoint names beyond
-    torch's weights-only allowlist (mmengine's ``HistoryBuffer``, numpy
-    reconstructors, ``getattr``, ...). Building, calling or filling it does
-    nothing, so no code named in the file runs."""
+    :data:`_TENSOR_GLOBALS`: building, calling or filling it does nothing,
+    so no code named in the file runs."""
 
     def __init__(self, *args, **kwargs):
         pass
 
     def __call__(self, *args, **kwargs):
-        return _Inert()
+        return Refused()
 
     def __setstate__(self, state):
         pass
@@ -171,50 +184,132 @@ class _Inert:
         pass
 
 
-def _inert_pickle_module():
-    """A ``pickle_module`` for :func:`torch.load` whose unpickler resolves
-    only the globals ``weights_only=True`` allows (tensor builders, dtypes,
-    containers) and maps every other one to :class:`_Inert`."""
-    from types import SimpleNamespace
+class TensorsOnlyUnpickler(pickle.Unpickler):
+    """Restricted unpickler (the ``find_class`` pattern of :mod:`pickle`'s
+    documentation): only :data:`_TENSOR_GLOBALS` and torch's dtypes resolve;
+    every other global becomes :class:`Refused`, and its name is recorded in
+    ``self.refused``."""
 
-    from torch import _weights_only_unpickler as wou
-    allowed = dict(wou._get_allowed_globals())
-    allowed.update(wou._get_user_allowed_globals())
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.refused = set()
 
-    class Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        # torch.save writes pickle protocol 2, which spells ``builtins`` as
+        # Python 2's ``__builtin__`` (the base class maps it back).
+        canonical = 'builtins' if module == '__builtin__' else module
+        if f'{canonical}.{name}' in _TENSOR_GLOBALS or _is_torch_enum(
+                canonical, name):
+            return super().find_class(module, name)
+        self.refused.add(f'{canonical}.{name}')
+        return Refused
 
-        def find_class(self, module, name):
-            return allowed.get(f'{module}.{name}', _Inert)
 
-    return SimpleNamespace(__name__='mmclip_inert_pickle',
-                           Unpickler=Unpickler, load=pickle.load)
+def _tensors_only_pickle_module(refused: set) -> SimpleNamespace:
+    """A ``pickle_module`` for :func:`torch.load` whose every unpickling
+    (the legacy format's header records too) goes through
+    :class:`TensorsOnlyUnpickler`, collecting refused names in ``refused``."""
+
+    class Unpickler(TensorsOnlyUnpickler):
+
+        def load(self):
+            try:
+                return super().load()
+            finally:
+                refused.update(self.refused)
+
+    def load(file, **kwargs):
+        return Unpickler(file, **kwargs).load()
+
+    def loads(data, **kwargs):
+        return load(io.BytesIO(data), **kwargs)
+
+    return SimpleNamespace(__name__='mmclip_tensors_only', Unpickler=Unpickler,
+                           load=load, loads=loads)
+
+
+def load_tensors_only(path: str,
+                      map_location: Optional[str] = 'cpu'
+                      ) -> Tuple[object, List[str]]:
+    """``torch.load`` through :class:`TensorsOnlyUnpickler`.
+
+    Args:
+        path (str): A checkpoint file.
+        map_location (str, optional): Passed to :func:`torch.load`.
+
+    Returns:
+        tuple: What the file holds (placeholders included; pass it to
+        :func:`weights_of`) and the sorted names that were refused.
+    """
+    refused = set()
+    obj = torch.load(_expand(path), map_location=map_location,
+                     weights_only=False,
+                     pickle_module=_tensors_only_pickle_module(refused))
+    return obj, sorted(refused)
+
+
+def get_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
+    """The state dict inside a loaded checkpoint (``state_dict``/``model``
+    keys or the dict itself), with DDP's ``module.`` prefix removed."""
+    for key in ('state_dict', 'model'):
+        if isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+            break
+    if checkpoint and all(k.startswith('module.') for k in checkpoint):
+        checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
+    return checkpoint
 
 
 def _plain(value):
-    """``value`` without placeholders: only str/int/float/bool/None and
-    lists/tuples/dicts of them."""
+    """``value`` with placeholders and non-builtin values dropped: only
+    str/int/float/bool/None and lists/dicts of them."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()
-                if isinstance(k, str) and not isinstance(v, _Inert)}
+                if isinstance(k, str) and not isinstance(v, Refused)}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value if not isinstance(v, _Inert)]
+        return [_plain(v) for v in value if not isinstance(v, Refused)]
     return value if isinstance(value, (str, int, float, bool,
                                        type(None))) else None
+
+
+def weights_of(ckpt: object, path: str) -> dict:
+    """The ``state_dict`` (tensors only) and plain ``meta`` of a loaded
+    checkpoint.
+
+    Args:
+        ckpt (object): What :func:`load_checkpoint_file` or
+            :func:`load_tensors_only` returned.
+        path (str): The file, for messages.
+
+    Returns:
+        dict: ``state_dict`` (name -> tensor, ``module.`` prefix removed)
+        and ``meta`` (plain values only; empty when the file has none).
+
+    Raises:
+        UnsafeCheckpointError: ``ckpt`` is not a dict, or its weights are
+            not all tensors.
+    """
+    if not isinstance(ckpt, dict):
+        raise UnsafeCheckpointError(
+            f'{path!r} holds a {type(ckpt).__name__}, not a state dict or a '
+            'checkpoint dict. ' + _CONVERT_HINT)
+    meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
+    state_dict = get_state_dict(ckpt)
+    odd = [k for k, v in state_dict.items() if not torch.is_tensor(v)]
+    if odd:
+        raise UnsafeCheckpointError(
+            f'{path!r}: the weights are not all tensors ({odd[:3]} are '
+            'Python objects); it is not a model checkpoint mmclip can read.')
+    return dict(state_dict=state_dict, meta=_plain(meta))
 
 
 def load_weights(path: str, map_location: Optional[str] = 'cpu') -> dict:
     """The model weights (and plain ``meta``) of any checkpoint file, without
     executing anything it names.
 
-    A weights file loads with ``weights_only=True``
-    (:func:`load_checkpoint_file`). A full training checkpoint (mmengine's
-    ``epoch_N.pth`` with message hub, optimizer and RNG states, from any
-    directory) is read with an unpickler that resolves only the globals
-    ``weights_only=True`` allows and replaces every other class or function
-    with an inert placeholder; its ``state_dict`` must then hold only
-    tensors, and ``meta`` keeps only plain values. Use this for weights
-    (inference, conversion, ``get_model(pretrained=...)``); resuming needs
-    the real training state and stays limited to trusted dirs.
+    A plain file loads with ``weights_only=True``; any other training
+    checkpoint is read with :func:`load_tensors_only`, logging the names it
+    refused.
 
     Args:
         path (str): A checkpoint file.
@@ -226,6 +321,7 @@ def load_weights(path: str, map_location: Optional[str] = 'cpu') -> dict:
         and ``meta`` (dict, empty when the file has none).
 
     Raises:
+        FileNotFoundError: ``path`` does not exist.
         UnsafeCheckpointError: A TorchScript archive, or a file whose
             weights are not plain tensors.
     """
@@ -234,56 +330,47 @@ def load_weights(path: str, map_location: Optional[str] = 'cpu') -> dict:
     except TorchScriptArchiveError:
         raise
     except UnsafeCheckpointError:
-        ckpt = load_without_executing(path, map_location)
+        ckpt, refused = load_tensors_only(path, map_location)
+        print_log(
+            f'Read only the tensors of {path}; not executed: '
+            f'{", ".join(refused)}.', logger='current')
     return weights_of(ckpt, path)
 
 
-def load_without_executing(path: str,
-                           map_location: Optional[str] = 'cpu') -> object:
-    """``torch.load`` whose unpickler resolves only the globals
-    ``weights_only=True`` allows; every other class or function the file
-    names becomes an inert placeholder (see :func:`load_weights`).
+def load_from_mmclip(filename: str, map_location=None) -> dict:
+    """mmengine ``CheckpointLoader`` backend for local files in mmclip runs.
 
-    Returns:
-        object: What the file holds, placeholders included; pass it to
-        :func:`weights_of`.
+    A plain checkpoint loads whole (an mmclip run's own, for resuming); any
+    other is reduced to its weights and plain ``meta`` by
+    :func:`load_weights` (enough for ``load_from`` and ``init_cfg``).
+    mmengine logs the name's tail after 10 characters (``mmclip``).
     """
-    return torch.load(osp.expanduser(str(path)), map_location=map_location,
-                      weights_only=False, pickle_module=_inert_pickle_module())
+    try:
+        return load_checkpoint_file(filename, map_location)
+    except TorchScriptArchiveError:
+        raise
+    except UnsafeCheckpointError:
+        return load_weights(filename, map_location)
 
 
-def weights_of(ckpt: object, path: str) -> dict:
-    """The ``state_dict`` (tensors only) and plain ``meta`` of a loaded
-    checkpoint (see :func:`load_weights`).
+@contextmanager
+def mmclip_checkpoint_loading() -> Iterator[None]:
+    """Let mmengine's loader read local files with :func:`load_from_mmclip`
+    while the block runs (an mmclip run), and restore the loader it had
+    afterwards, also on errors.
 
-    Raises:
-        UnsafeCheckpointError: ``ckpt`` is not a dict, or its weights are
-            not all tensors.
+    Uses mmengine's extension point for checkpoint sources,
+    ``CheckpointLoader.register_scheme``, for the local-path prefix ``''``.
     """
-    if not isinstance(ckpt, dict):
-        raise UnsafeCheckpointError(
-            f'{path!r} holds a {type(ckpt).__name__}, not a state dict or a '
-            'checkpoint dict.')
-    meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
-    state_dict = get_state_dict(ckpt)
-    odd = [k for k, v in state_dict.items() if not torch.is_tensor(v)]
-    if odd:
-        raise UnsafeCheckpointError(
-            f'{path!r}: the weights are not all tensors ({odd[:3]} are '
-            'Python objects); it is not a model checkpoint mmclip can read.')
-    return dict(state_dict=state_dict, meta=_plain(meta))
-
-
-def load_from_local_safe(filename: str, map_location=None) -> dict:
-    """mmengine ``CheckpointLoader`` backend for local paths (the name's tail
-    after 10 characters, ``local_safe``, is what mmengine logs)."""
-    return load_checkpoint_file(filename, map_location)
-
-
-def install_mmengine_loader() -> None:
-    """Route mmengine's local checkpoint loading through
-    :func:`load_checkpoint_file` (idempotent)."""
     from mmengine.runner.checkpoint import CheckpointLoader
-    if CheckpointLoader._schemes.get('') is not load_from_local_safe:
+
+    # mmengine has no public getter for a registered scheme; this lookup is
+    # the one it uses itself to dispatch a local path.
+    previous = CheckpointLoader._get_checkpoint_loader('')
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_mmclip, force=True)
+    try:
+        yield
+    finally:
         CheckpointLoader.register_scheme(
-            prefixes='', force=True)(load_from_local_safe)
+            prefixes='', loader=previous, force=True)

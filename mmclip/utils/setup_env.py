@@ -9,8 +9,6 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     """Import every mmclip module so it is registered, and optionally make
     ``mmclip`` the default scope (configs set ``default_scope='mmclip'``).
 
-    Also installs mmclip's safe local checkpoint loader into mmengine.
-
     Args:
         init_default_scope (bool): Set the global default scope to
             ``mmclip``. Defaults to True.

@@ -110,18 +110,34 @@ def test_unconverted_checkpoint_points_to_converter(tmp_path, tiny_cfg,
         get_model(tiny_cfg, pretrained=str(tmp_path / 'raw.pt'))
 
 
-def test_init_cfg_pretrained_goes_through_the_safe_loader(tmp_path, tiny_cfg):
-    """mmengine's own loading path (init_cfg / load_from) is safe too."""
-    import argparse
-    from mmclip.utils import UnsafeCheckpointError
-    torch.save({'state_dict': {}, 'x': argparse.Namespace()},
-               tmp_path / 'bad.pth')
+def test_init_cfg_pretrained_reads_weights_without_executing(tmp_path,
+                                                              tiny_cfg):
+    """mmengine's own loading path (init_cfg / load_from): outside an mmclip
+    run a non-plain file is refused as torch refuses it; in an mmclip run
+    its tensors are read, and nothing it names runs either way."""
+    import pickle
+
+    from mmclip.utils import mmclip_checkpoint_loading
+    marker = tmp_path / 'pwned'
+
+    class Payload:
+
+        def __reduce__(self):
+            return (open, (str(marker), 'w'))
+
+    weights = MODELS.build(tiny_cfg.model).backbone.state_dict()
+    torch.save({'state_dict': weights, 'x': Payload()}, tmp_path / 'bad.pth')
     cfg = copy.deepcopy(tiny_cfg)
     cfg.model.vision_backbone.init_cfg = dict(
         type='Pretrained', checkpoint=str(tmp_path / 'bad.pth'))
     model = MODELS.build(cfg.model)
-    with pytest.raises(UnsafeCheckpointError):
+    with pytest.raises(pickle.UnpicklingError):
         model.init_weights()
+    with mmclip_checkpoint_loading():
+        model.init_weights()
+    assert not marker.exists()
+    for name, value in model.backbone.state_dict().items():
+        assert torch.equal(value, weights[name]), name
 
 
 def test_preprocess_decodes_odd_modes_and_names_unreadable_files(tmp_path,

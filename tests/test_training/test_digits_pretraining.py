@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
@@ -37,13 +38,18 @@ def read_losses(work_dir):
     return losses
 
 
-def run_train(config, work_dir, *extra, expect_ok=True):
-    cmd = [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), config,
-           '--work-dir', work_dir, *extra]
+def run_tool(tool, *args, cwd=REPO_ROOT):
+    """``python tools/{tool} ARGS`` in ``cwd``, as a user would."""
+    cmd = [sys.executable, osp.join(REPO_ROOT, 'tools', tool), *args]
     env = dict(os.environ, PYTHONPATH=HERE + os.pathsep +
                os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True,
+    return subprocess.run(cmd, cwd=str(cwd), env=env, capture_output=True,
                           text=True, timeout=600)
+
+
+def run_train(config, work_dir, *extra, expect_ok=True, cwd=REPO_ROOT):
+    proc = run_tool('train.py', config, '--work-dir', work_dir, *extra,
+                    cwd=cwd)
     if expect_ok:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -100,6 +106,22 @@ def test_killed_run_resumes_to_the_uninterrupted_loss_sequence(
         assert resumed[it] == pytest.approx(expected[it], abs=1e-6), it
     assert osp.getsize(osp.join(interrupted, 'training_curves.png')) > 1000
 
+    # The checkpoint copied to another folder resumes, from yet another
+    # working directory, into a new work dir: same losses (the message hub,
+    # optimizer and RNG states are plain data, read with weights_only=True).
+    moved = tmp_path / 'moved'
+    moved.mkdir()
+    shutil.copy(osp.join(interrupted, 'epoch_2.pth'), moved)
+    elsewhere = tmp_path / 'cwd'
+    elsewhere.mkdir()
+    new_dir = str(tmp_path / 'new_dir')
+    run_train(small_config(tmp_path, digits_root), new_dir, '--resume',
+              str(moved / 'epoch_2.pth'), cwd=elsewhere)
+    continued = read_losses(new_dir)
+    assert sorted(continued) == list(range(9, 13))
+    for it in range(9, 13):
+        assert continued[it] == pytest.approx(expected[it], abs=1e-6), it
+
 
 def test_digits_zero_shot_top1_at_least_85(tmp_path, digits_root, capsys):
     """The full tiny config, from scratch: >= 85 % zero-shot top-1 on the
@@ -140,6 +162,23 @@ def test_digits_zero_shot_top1_at_least_85(tmp_path, digits_root, capsys):
                      for res, r in zip(results, rows)) / len(rows)
     # Same images right (one image is 0.28 %; acc is float32 arithmetic).
     assert top1 == pytest.approx(acc['top1'], abs=1e-3)
+    # tools/test.py evaluates that checkpoint from any folder (mmengine's
+    # loader reads it with weights_only=True) and reports the same top-1.
+    elsewhere = tmp_path / 'somewhere_else'
+    elsewhere.mkdir()
+    proc = run_tool(
+        'test.py', osp.join(REPO_ROOT, 'configs', 'clip',
+                            'clip_vit-tiny-p8_zeroshot-cls_digits-32px.py'),
+        ckpt, '--cfg-options',
+        f'test_dataloader.dataset.data_root={digits_root}',
+        f'test_dataloader.dataset.classes={digits_root}/classnames.txt',
+        'model.predict_head.cache_dir=None', cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    top1_line = [line for line in proc.stdout.splitlines()
+                 if line.startswith('accuracy/top1:')]
+    assert float(top1_line[0].split(':')[1]) == pytest.approx(
+        acc['top1'], abs=1e-3)
+
     # The CLI with that checkpoint on scikit-image's photos.
     from skimage import data
     photos = tmp_path / 'photos'

@@ -1,11 +1,14 @@
+"""Checkpoints are read as plain data; nothing a file names is executed."""
 import argparse
-import os.path as osp
 
+import numpy as np
 import pytest
 import torch
+from mmengine.logging import HistoryBuffer
 
-from mmclip.utils import (UnsafeCheckpointError, load_checkpoint_file,
-                          load_weights, trust_checkpoints_in)
+from mmclip.utils import (TorchScriptArchiveError, UnsafeCheckpointError,
+                          load_checkpoint_file, load_tensors_only,
+                          load_weights, unsafe_globals)
 
 
 class WritesAFileWhenUnpickled:
@@ -18,13 +21,39 @@ class WritesAFileWhenUnpickled:
         return (open, (self.path, 'w'))
 
 
-def test_pickle_payload_is_refused_and_never_executed(tmp_path):
+class CallsGetattr:
+    """A global in mmengine's HistoryBuffer style: unpickling calls
+    ``builtins.getattr`` (here harmlessly, on ``dict``)."""
+
+    def __reduce__(self):
+        return (getattr, (dict, 'fromkeys'))
+
+
+def payload_everywhere(marker):
+    """A training checkpoint with payloads at the top level, in ``meta``,
+    nested in containers and next to mmengine's and numpy's objects."""
+    payload = WritesAFileWhenUnpickled(str(marker))
+    return {
+        'state_dict': {'w': torch.arange(3.), 'b': torch.ones(2, 2)},
+        'meta': {'epoch': 1, 'dataset_meta': {'classes': ['a']},
+                 'payload': payload,
+                 'nested': [{'deep': (payload, 1)}, {'ok': 2.5}]},
+        'message_hub': {'loss': HistoryBuffer([1., 2.], [1, 1])},
+        'rng': np.random.get_state(),
+        'args': argparse.Namespace(lr=1e-3),
+        'getattr': CallsGetattr(),
+        'payload': payload,
+    }
+
+
+def test_payload_is_refused_by_name_and_never_executed(tmp_path):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {'w': torch.ones(1)},
                 'payload': WritesAFileWhenUnpickled(str(marker))}, path)
     with pytest.raises(UnsafeCheckpointError,
-                       match='weights_only=True.*clip_to_mmclip'):
+                       match=r'not a plain checkpoint: it names '
+                       r'(builtins|io)\.open.*load_weights.*clip_to_mmclip'):
         load_checkpoint_file(str(path))
     assert not marker.exists()
 
@@ -35,6 +64,7 @@ def test_plain_checkpoint_and_safetensors_load(tmp_path):
                tmp_path / 'ok.pth')
     ckpt = load_checkpoint_file(str(tmp_path / 'ok.pth'))
     assert ckpt['meta'] == {'a': 1}
+    assert unsafe_globals(str(tmp_path / 'ok.pth')) == []
     save_file({'w': torch.arange(3.)}, str(tmp_path / 'ok.safetensors'))
     assert load_checkpoint_file(str(tmp_path / 'ok.safetensors'))['w'].sum() == 3
 
@@ -44,55 +74,47 @@ def test_missing_file_and_torchscript_have_clear_errors(tmp_path):
         load_checkpoint_file(str(tmp_path / 'nope.pth'))
     ts = tmp_path / 'openai.pt'
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(ts))
-    with pytest.raises(UnsafeCheckpointError, match='TorchScript.*Convert'):
+    with pytest.raises(TorchScriptArchiveError, match='TorchScript.*Convert'):
         load_checkpoint_file(str(ts))
+    with pytest.raises(TorchScriptArchiveError):
+        load_weights(str(ts))
 
 
-def test_full_state_only_inside_a_trusted_dir(tmp_path):
-    run = tmp_path / 'work_dir'
-    run.mkdir()
-    path = run / 'iter_1.pth'
-    torch.save({'state_dict': {}, 'ns': argparse.Namespace(a=1)}, path)
-    with pytest.raises(UnsafeCheckpointError):
-        load_checkpoint_file(str(path))
-    with trust_checkpoints_in(str(run)):
-        assert load_checkpoint_file(str(path))['ns'].a == 1
-    # trust ends with the context, and never covers a sibling directory
-    with pytest.raises(UnsafeCheckpointError):
-        load_checkpoint_file(str(path))
-    sibling = tmp_path / 'work_dir2'
-    sibling.mkdir()
-    torch.save({'ns': argparse.Namespace(a=2)}, sibling / 'x.pth')
-    with trust_checkpoints_in(str(run)):
-        with pytest.raises(UnsafeCheckpointError):
-            load_checkpoint_file(osp.join(str(sibling), 'x.pth'))
-
-
-def test_load_weights_of_a_training_checkpoint_runs_nothing(tmp_path):
-    # A full training checkpoint pickles Python objects (mmengine's message
-    # hub, numpy RNG state, argparse args; here a payload too): only its
-    # tensors and plain meta come back, and the payload never runs.
-    import numpy as np
-    from mmengine.logging import HistoryBuffer
+@pytest.mark.parametrize('zipfile', [True, False])
+def test_load_weights_of_a_training_checkpoint_runs_nothing(
+        tmp_path, zipfile, mm_log):
+    # Only the tensors and the plain meta come back; no payload runs, in the
+    # zip format and in torch's legacy format alike.
     marker = tmp_path / 'pwned'
     path = tmp_path / 'epoch_1.pth'
-    weights = {'w': torch.arange(3.), 'b': torch.ones(2, 2)}
-    torch.save({'state_dict': weights,
-                'meta': {'epoch': 1, 'dataset_meta': {'classes': ['a']},
-                         'payload': WritesAFileWhenUnpickled(str(marker))},
-                'message_hub': {'loss': HistoryBuffer([1., 2.], [1, 1])},
-                'rng': np.random.get_state(),
-                'args': argparse.Namespace(lr=1e-3),
-                'payload': WritesAFileWhenUnpickled(str(marker))}, path)
+    ckpt = payload_everywhere(marker)
+    torch.save(ckpt, path, _use_new_zipfile_serialization=zipfile)
     loaded = load_weights(str(path))
     assert not marker.exists()
-    assert loaded['meta'] == {'epoch': 1, 'dataset_meta': {'classes': ['a']}}
+    assert loaded['meta'] == {'epoch': 1, 'dataset_meta': {'classes': ['a']},
+                              'nested': [{'deep': [1]}, {'ok': 2.5}]}
     assert set(loaded['state_dict']) == {'w', 'b'}
-    for k, v in weights.items():
+    for k, v in ckpt['state_dict'].items():
         assert torch.equal(loaded['state_dict'][k], v)
-    # The strict loader (mmengine's load_from / resume) still refuses it.
+    # What was refused is named in the log.
+    refused = ' '.join(m for m in mm_log if 'not executed' in m)
+    for name in ('builtins.getattr', 'HistoryBuffer', 'argparse.Namespace',
+                 'numpy'):
+        assert name in refused
+    # The plain loader refuses it.
     with pytest.raises(UnsafeCheckpointError):
         load_checkpoint_file(str(path))
+
+
+def test_restricted_unpickler_resolves_only_tensor_builders(tmp_path):
+    path = tmp_path / 'x.pth'
+    torch.save({'w': torch.nn.Parameter(torch.ones(2)), 'd': torch.float16,
+                'size': torch.Size([2]), 'g': CallsGetattr()}, path)
+    obj, refused = load_tensors_only(str(path))
+    assert refused == ['builtins.dict', 'builtins.getattr']
+    assert torch.equal(obj['w'], torch.ones(2))
+    assert obj['d'] is torch.float16 and obj['size'] == torch.Size([2])
+    assert type(obj['g']).__name__ == 'Refused'
 
 
 def test_load_weights_refuses_objects_among_the_weights(tmp_path):
