@@ -26,6 +26,9 @@ Rows (ViT-B/32, random weights, inference under ``torch.inference_mode``):
   weights with bf16 autocast on CUDA; on CUDA also the memory that step
   allocates on top of the resident models, gradient checkpointing on in
   every library;
+- on CPU, in a table of its own: mmclip's image encode exported to ONNX
+  (``mmclip.deployment.export_onnx``) and run by ONNX Runtime vs PyTorch
+  eager, images/s (``--onnx-model``, default ViT-B/32);
 
 each the best of ``--repeats`` rounds after a warm-up, the libraries taking
 turns within each round, then the ratio of mmclip to each peer. Machines are
@@ -273,6 +276,39 @@ def measure_folder_inference(models: dict, args, sync) -> dict:
         return best_rates(fns, len(paths), args.repeats, sync)
 
 
+def measure_onnx_image_encode(args) -> Dict[str, float]:
+    """Images/s of mmclip's image tower exported to ONNX and run by ONNX
+    Runtime (CPU provider, as many threads as torch) vs the same model in
+    PyTorch eager, interleaved as every row."""
+    import tempfile
+
+    from mmclip.apis import OnnxCLIP, get_model
+    from mmclip.deployment import export_onnx
+    torch.manual_seed(0)
+    model = get_model(args.onnx_model)
+    size = model.backbone.img_size
+    images = torch.randn(args.image_batch, 3, size, size)
+    with tempfile.TemporaryDirectory() as folder:
+        export_onnx(model, folder, verify=False)
+        runtime = OnnxCLIP(folder, num_threads=torch.get_num_threads())
+        with torch.inference_mode():
+            return best_rates(
+                {'ONNX Runtime': partial(runtime.encode_image,
+                                         images.numpy()),
+                 'PyTorch eager': partial(model.encode_image, images)},
+                len(images), args.repeats, lambda: None)
+
+
+def format_onnx_table(rates: Dict[str, float]) -> str:
+    """The ONNX Runtime row as its own markdown table."""
+    ratio = rates['ONNX Runtime'] / rates['PyTorch eager']
+    return ('| row | ONNX Runtime | PyTorch eager | ONNX Runtime / PyTorch |\n'
+            '|---|---|---|---|\n'
+            '| ONNX Runtime vs PyTorch eager, image encode, CPU (img/s) | '
+            f'{rates["ONNX Runtime"]:,.1f} | {rates["PyTorch eager"]:,.1f} | '
+            f'{ratio:.2f}x |')
+
+
 def make_prompts(n: int):
     return [f'a photo of a {LABELS[i % len(LABELS)]}.' for i in range(n)]
 
@@ -357,6 +393,8 @@ def parse_args(argv=None):
     p.add_argument('--captions', type=int, default=20000)
     p.add_argument('--folder-images', type=int, default=64,
                    help='JPEG files (1024x768) in the folder inference row')
+    p.add_argument('--onnx-model', default='clip_vit-base-p32',
+                   help='model of the ONNX Runtime row (CPU runs only)')
     p.add_argument('--quick', action='store_true',
                    help='tiny sizes: checks the tool runs, not speed')
     args = p.parse_args(argv)
@@ -364,12 +402,15 @@ def parse_args(argv=None):
         args.image_batch, args.text_batch, args.train_batch = 1, 2, 2
         args.zs_classes, args.zs_templates = 2, 2
         args.repeats, args.captions, args.folder_images = 1, 200, 2
+        args.onnx_model = 'clip_vit-tiny-p8_zeroshot-cls_digits-32px'
     return args
 
 
 def main(argv=None) -> str:
     args = parse_args(argv)
     table = format_table(run(args))
+    if args.device == 'cpu':  # ONNX Runtime's CPU provider
+        table += '\n\n' + format_onnx_table(measure_onnx_image_encode(args))
     print(f'ViT-B/32, {args.dtype}, {describe_machine(args.device)}; image '
           f'batch {args.image_batch}, text batch {args.text_batch}, train '
           f'batch {args.train_batch}, best of {args.repeats}')

@@ -19,8 +19,11 @@ def test_demo_scores_the_real_photo_and_says_weights_are_random(capsys):
 
 def test_benchmark_tool_runs_all_rows_side_by_side(capsys):
     bench = load_tool('benchmark.py')
-    table = bench.main(['--quick'])
+    table, onnx_table = bench.main(['--quick']).split('\n\n')
     rows = [line for line in table.splitlines() if line.startswith('| ')][1:]
+    onnx_row = onnx_table.splitlines()[-1]
+    assert onnx_row.startswith('| ONNX Runtime vs PyTorch eager, image encode')
+    assert onnx_row.endswith('x |') and '—' not in onnx_row
     assert [r.split('|')[1].strip() for r in rows] == [
         'image encode (img/s)', 'text encode (txt/s)',
         'tokenizer (captions/s)', 'zero-shot classifier build (classes/s)',
