@@ -221,6 +221,8 @@ class OnnxCLIP:
             np.ndarray: ``(N, L)`` int64, ``L <= context_length``.
         """
         ids = self.tokenizer(texts, truncate=True, return_tensors='np')
+        if not len(ids):
+            raise ValueError('No texts given: give at least one text.')
         return ids[:, :int(self.pool_index(ids).max()) + 1]
 
     def pool_index(self, token_ids: np.ndarray) -> np.ndarray:

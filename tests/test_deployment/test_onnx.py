@@ -235,3 +235,8 @@ def test_errors_name_the_fix(b32_export, tmp_path):
         runtime.predict(np.zeros((8, 8, 3), np.float32), texts=TEXTS)
     with pytest.raises(ValueError, match='Cannot read image'):
         runtime.predict(str(tmp_path / 'missing.jpg'), texts=TEXTS)
+    with pytest.raises(ValueError, match='No texts'):
+        runtime.encode_text([])
+    runtime.meta = dict(runtime.meta, zero_shot=None)  # as a headless model
+    with pytest.raises(ValueError, match='no zero-shot head'):
+        runtime.predict(np.zeros((8, 8, 3), np.uint8))
