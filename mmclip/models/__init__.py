@@ -6,6 +6,7 @@ if has_torch():
     import mmpretrain.models  # noqa: F401
 
     from .backbones import *  # noqa: F401,F403
+    from .classifiers import *  # noqa: F401,F403
     from .heads import *  # noqa: F401,F403
     from .layers import *  # noqa: F401,F403
     from .multimodal import *  # noqa: F401,F403

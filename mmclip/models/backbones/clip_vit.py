@@ -1,5 +1,5 @@
 """CLIP's image tower: a pre-norm Vision Transformer with a projection."""
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -202,6 +202,42 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
     def stem_parts(self) -> tuple:
         return (self.conv1, self.class_embedding, self.positional_embedding,
                 self.ln_pre)
+
+    def get_layer_depth(self, param_name: str,
+                        prefix: str = '') -> Tuple[int, int]:
+        """Depth of a parameter for layer-wise learning-rate decay, as
+        mmpretrain's ``LearningRateDecayOptimWrapperConstructor`` asks its
+        model (an ``ImageClassifier`` forwards to its backbone with
+        ``prefix='backbone.'``).
+
+        The stem (``conv1``, ``class_embedding``, ``positional_embedding``,
+        ``ln_pre``) is depth 0, block ``i`` is depth ``i + 1``, and
+        ``ln_post``, ``proj`` and every parameter outside the tower (names
+        without ``prefix``: a classifier's head) are the last depth,
+        ``num_layers + 1``. The constructor multiplies the learning rate of
+        depth ``d`` by ``layer_decay_rate ** (num_layers + 1 - d)``: 1 for
+        the head, the smallest factor for the stem.
+
+        Args:
+            param_name (str): Parameter name in the model that holds the
+                tower, e.g. ``'backbone.transformer.resblocks.3.ln_1.weight'``.
+            prefix (str): The tower's name prefix in that model. Defaults to
+                ``''`` (names of the tower itself).
+
+        Returns:
+            tuple[int, int]: The parameter's depth and the number of depths
+            (``num_layers + 2``).
+        """
+        num_depths = self.transformer.num_layers + 2
+        if not param_name.startswith(prefix):
+            return num_depths - 1, num_depths
+        name = param_name[len(prefix):]
+        if name.split('.')[0] in ('conv1', 'class_embedding',
+                                  'positional_embedding', 'ln_pre'):
+            return 0, num_depths
+        if name.startswith('transformer.resblocks.'):
+            return int(name.split('.')[2]) + 1, num_depths
+        return num_depths - 1, num_depths
 
     def head_parts(self) -> tuple:
         return (self.ln_post, self.proj)

@@ -1,9 +1,10 @@
+from .clip_cls_head import CLIPClsHead
 from .contrastive_head import CLIPContrastiveHead
 from .retrieval_head import ImageTextRetrievalHead
 from .siglip_head import SigLIPHead, sigmoid_loss
 from .zero_shot_head import ZeroShotClsHead
 
 __all__ = [
-    'CLIPContrastiveHead', 'SigLIPHead', 'sigmoid_loss',
+    'CLIPClsHead', 'CLIPContrastiveHead', 'SigLIPHead', 'sigmoid_loss',
     'ImageTextRetrievalHead', 'ZeroShotClsHead'
 ]
