@@ -195,7 +195,7 @@ def measure_classifier_build(models: dict, args, sync) -> dict:
     tokenizer = open_clip.get_tokenizer('ViT-B-32')
     fns = {
         'mmclip': lambda names: build_zero_shot_classifier(
-            models['mmclip'], names, templates),
+            models['mmclip'].text_embedder(), names, templates),
         'open_clip': lambda names: open_clip.build_zero_shot_classifier(
             models['open_clip'], tokenizer, names, templates,
             num_classes_per_batch=10, device=args.device),

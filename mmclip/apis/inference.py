@@ -190,14 +190,16 @@ def _text_scorer(model, texts, templates, logit_scale):
     """Scores of preprocessed images against ``texts``: softmax of scaled
     cosine similarities, one column per text."""
     from mmclip.datasets.zero_shot_data import resolve_templates
-    if not hasattr(model, 'encode_text'):
+    if not hasattr(model, 'text_embedder'):
         raise ValueError(f'{type(model).__name__} has no text tower: texts '
                          'need a CLIP model (e.g. get_model('
                          "'clip_vit-base-p32_zeroshot-cls_in1k')).")
     # '{}' alone embeds each text as given; templates make every text a
     # class name of a prompt ensemble.
     prompts = ['{}'] if templates is None else resolve_templates(templates)
-    weights = build_zero_shot_classifier(model, texts, prompts)
+    # The text path of the model's own predict heads.
+    weights = build_zero_shot_classifier(model.text_embedder(), texts,
+                                         prompts)
     scale = (model.logit_scale.detach().exp()
              if logit_scale is None else torch.tensor(float(logit_scale)))
     scale = scale.float().to(weights.device)

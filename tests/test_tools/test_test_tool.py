@@ -47,7 +47,7 @@ def _direct_accuracy(checkpoint, root):
         img = model.encode_image(
             preprocess_images(model, paths), normalize=True).numpy()
         weights = build_zero_shot_classifier(
-            model, CLASSNAMES, ZERO_SHOT_TEMPLATES).numpy()
+            model.text_embedder(), CLASSNAMES, ZERO_SHOT_TEMPLATES).numpy()
     ranked = np.argsort(-(img @ weights), axis=1)
     return {
         k: 100. * np.mean((ranked[:, :k] == labels[:, None]).any(1))
