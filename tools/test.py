@@ -6,15 +6,17 @@
 
 CHECKPOINT is an mmclip checkpoint (converted with
 ``tools/model_converters/clip_to_mmclip.py`` or written by training); it is
-loaded with ``weights_only=True``. Multi-GPU: ``torchrun --nproc_per_node 8
-tools/test.py CONFIG CHECKPOINT --launcher pytorch``.
+loaded with ``weights_only=True``. Several processes (GPUs, or CPU processes
+with gloo): ``tools/dist_test.sh CONFIG CHECKPOINT N``; on Slurm
+``tools/slurm_test.sh PARTITION JOB CONFIG CHECKPOINT``. A missing config,
+checkpoint or data folder prints one ``error: ...`` line naming the fix and
+exits with status 1.
 """
 import argparse
 import os
+import sys
 
 from mmengine.config import DictAction
-
-from mmclip.apis.test import prepare_test_config, test
 
 
 def parse_args(argv=None):
@@ -32,20 +34,41 @@ def parse_args(argv=None):
                    help='override config entries, e.g. '
                    'test_dataloader.batch_size=64')
     p.add_argument('--launcher', default='none',
-                   choices=['none', 'pytorch', 'slurm', 'mpi'])
+                   choices=['none', 'pytorch', 'slurm', 'mpi'],
+                   help='pytorch: processes started by torchrun '
+                   '(tools/dist_test.sh); slurm: by srun '
+                   '(tools/slurm_test.sh)')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = p.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args) -> dict:
+    """Evaluate as ``args`` say.
+
+    Returns:
+        dict: The metrics, e.g. ``{'accuracy/top1': ...}``.
+    """
+    from mmclip.apis.test import prepare_test_config, test
     cfg = prepare_test_config(
         args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
         cfg_options=args.cfg_options, launcher=args.launcher)
     return test(cfg, show_dir=args.show_dir, max_show=args.show_num)
 
 
+def main(argv=None) -> int:
+    """Evaluate; a user error prints one ``error:`` line and returns 1."""
+    args = parse_args(argv)
+    # Imported after parsing: --help answers without loading torch.
+    from mmclip.apis.preflight import USER_ERRORS
+    try:
+        run(args)
+    except USER_ERRORS as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,17 +1,21 @@
 """Train a model from a config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-                                 [--cfg-options k=v ...] [--launcher pytorch]
+        [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
 
-Multi-GPU: ``torchrun --nproc_per_node 8 tools/train.py CONFIG --launcher
-pytorch``.
+Several processes (GPUs, or CPU processes with gloo where there is no GPU):
+``tools/dist_train.sh CONFIG N`` (torchrun; ``NNODES``, ``NODE_RANK``,
+``MASTER_ADDR`` and ``PORT`` for several machines), on Slurm
+``tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR``; see
+``docs/training.md``. A missing config, data folder or checkpoint, or a
+setting that cannot work, prints one ``error: ...`` line naming the fix and
+exits with status 1.
 """
 import argparse
 import os
+import sys
 
 from mmengine.config import DictAction
-
-from mmclip.apis.train import prepare_train_config, train
 
 
 def parse_args(argv=None):
@@ -26,25 +30,53 @@ def parse_args(argv=None):
                    help='mixed precision (bfloat16 autocast)')
     p.add_argument('--amp-dtype', default='bfloat16',
                    choices=['bfloat16', 'float16'])
+    p.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help='scale the learning rate linearly with the global batch size '
+        '(processes x batch size) over the auto_scale_lr.base_batch_size '
+        'of the config')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config entries, e.g. '
                    'train_dataloader.batch_size=64')
     p.add_argument('--launcher', default='none',
-                   choices=['none', 'pytorch', 'slurm', 'mpi'])
+                   choices=['none', 'pytorch', 'slurm', 'mpi'],
+                   help='pytorch: processes started by torchrun '
+                   '(tools/dist_train.sh); slurm: by srun '
+                   '(tools/slurm_train.sh)')
+    # torch.distributed.launch (used by `mim train --launcher pytorch`)
+    # passes --local-rank; torchrun sets LOCAL_RANK instead.
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = p.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
+    """Train as ``args`` say.
+
+    Returns:
+        mmengine.runner.Runner: The runner after training.
+    """
+    from mmclip.apis.train import prepare_train_config, train
     cfg = prepare_train_config(
         args.config, work_dir=args.work_dir, resume=args.resume,
         amp=args.amp, amp_dtype=args.amp_dtype, cfg_options=args.cfg_options,
-        launcher=args.launcher)
+        launcher=args.launcher, auto_scale_lr=args.auto_scale_lr)
     return train(cfg)
 
 
+def main(argv=None) -> int:
+    """Train; a user error prints one ``error:`` line and returns 1."""
+    args = parse_args(argv)
+    # Imported after parsing: --help answers without loading torch.
+    from mmclip.apis.preflight import USER_ERRORS
+    try:
+        run(args)
+    except USER_ERRORS as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -72,6 +72,9 @@ param_scheduler = [
          end=max_epochs, T_max=max_epochs - 1, convert_to_iter_based=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1000)
+# The learning rate above is for a global batch of 32 (1 process x 32);
+# `--auto-scale-lr` rescales it linearly for other batch sizes.
+auto_scale_lr = dict(base_batch_size=32)
 default_hooks = dict(
     logger=dict(interval=5),
     checkpoint=dict(interval=4, max_keep_ckpts=2))

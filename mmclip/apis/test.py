@@ -13,6 +13,10 @@ from typing import Optional
 
 from mmengine.config import Config
 
+from .launch import setup_distributed
+from .preflight import (ConfigError, MissingFileError, check_config_file,
+                        check_data_files)
+
 
 def prepare_test_config(config: str,
                         checkpoint: Optional[str],
@@ -38,11 +42,14 @@ def prepare_test_config(config: str,
 
     Returns:
         Config: Ready for :func:`test`.
+
+    Raises:
+        MissingFileError: ``config`` or ``checkpoint`` does not exist.
+        ConfigError: The config has nothing to test.
     """
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'Config {config!r} does not exist.')
+    check_config_file(config)
     if checkpoint is not None and not osp.isfile(checkpoint):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f'Checkpoint {checkpoint!r} does not exist; convert released '
             'weights with tools/model_converters/clip_to_mmclip.py.')
     cfg = Config.fromfile(config)
@@ -50,7 +57,7 @@ def prepare_test_config(config: str,
         cfg.merge_from_dict(cfg_options)
     for key in ('test_dataloader', 'test_evaluator'):
         if not cfg.get(key):
-            raise ValueError(f'Config {config} has no `{key}`; use a '
+            raise ConfigError(f'Config {config} has no `{key}`; use a '
                              'zero-shot config such as configs/clip/'
                              'clip_vit-base-p32_zeroshot-cls_in1k.py.')
     cfg.setdefault('test_cfg', dict())
@@ -76,7 +83,10 @@ def prepare_test_config(config: str,
 
 def test(cfg: Config, show_dir: Optional[str] = None,
          max_show: int = 16) -> dict:
-    """Build the runner from ``cfg``, evaluate, print the metrics.
+    """Check that the test data exists, join the process group
+    (:func:`mmclip.apis.launch.setup_distributed`: CPU runs with
+    ``--launcher pytorch`` too), build the runner, evaluate, print the
+    metrics (rank 0 only in multi-process runs).
 
     Args:
         cfg (Config): From :func:`prepare_test_config`.
@@ -87,6 +97,10 @@ def test(cfg: Config, show_dir: Optional[str] = None,
     Returns:
         dict: The metrics, e.g. ``{'accuracy/top1': ..., 'accuracy/top5':
         ...}``.
+
+    Raises:
+        MissingFileError: The test data is missing.
+        ConfigError: The launcher cannot run here.
     """
     import mmclip.engine  # noqa: F401 (registers the hooks)
     import mmclip.models  # noqa: F401 (registers the heads)
@@ -95,13 +109,18 @@ def test(cfg: Config, show_dir: Optional[str] = None,
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
+    from mmengine.dist import is_main_process
+
     from mmclip.utils.checkpoint import mmclip_checkpoint_loading
+    check_data_files(cfg, ['test_dataloader'])
+    setup_distributed(cfg)
     with mmclip_checkpoint_loading():
         runner = (RUNNERS.build(cfg)
                   if 'runner_type' in cfg else Runner.from_cfg(cfg))
         if show_dir:
             runner.register_hook(ShowPredictionsHook(show_dir, max_show))
         metrics = runner.test()
-    for key, value in metrics.items():
-        print(f'{key}: {value}')
+    if is_main_process():  # every rank has the same metrics
+        for key, value in metrics.items():
+            print(f'{key}: {value}')
     return metrics

@@ -7,6 +7,9 @@ from mmengine.config import Config
 from mmclip.utils.checkpoint import (UnsafeCheckpointError,
                                      mmclip_checkpoint_loading,
                                      unsafe_globals)
+from .launch import setup_distributed
+from .preflight import (ConfigError, MissingFileError, check_config_file,
+                        check_data_files)
 
 # Plain wrappers and their AMP counterparts (``--amp`` switches between them).
 _AMP_WRAPPERS = {
@@ -21,7 +24,8 @@ def prepare_train_config(config: str,
                          amp: bool = False,
                          amp_dtype: str = 'bfloat16',
                          cfg_options: Optional[dict] = None,
-                         launcher: str = 'none') -> Config:
+                         launcher: str = 'none',
+                         auto_scale_lr: bool = False) -> Config:
     """Load ``config`` and apply the usual command-line overrides.
 
     Args:
@@ -37,12 +41,20 @@ def prepare_train_config(config: str,
         cfg_options (dict, optional): Overrides merged into the config.
         launcher (str): ``'none'``, ``'pytorch'`` (torchrun), ``'slurm'`` or
             ``'mpi'``.
+        auto_scale_lr (bool): Scale the learning rate linearly with the
+            global batch size (processes x ``train_dataloader.batch_size``)
+            over the config's ``auto_scale_lr.base_batch_size``, the batch
+            size its learning rate was set for (mmengine's
+            ``Runner.scale_lr``; Goyal et al. 2017). Defaults to False.
 
     Returns:
         Config: Ready for :func:`train`.
+
+    Raises:
+        MissingFileError: ``config`` does not exist.
+        ConfigError: ``amp`` or ``auto_scale_lr`` cannot apply to it.
     """
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'Config {config!r} does not exist.')
+    check_config_file(config)
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -55,8 +67,16 @@ def prepare_train_config(config: str,
             cfg.optim_wrapper.type = _AMP_WRAPPERS[wrapper]
             cfg.optim_wrapper.dtype = amp_dtype
         elif wrapper not in _AMP_WRAPPERS.values():
-            raise ValueError(f'--amp cannot convert optim wrapper {wrapper!r};'
-                             ' set an AMP wrapper in the config instead.')
+            raise ConfigError(
+                f'--amp cannot convert optim wrapper {wrapper!r}; set an AMP '
+                'wrapper in the config instead.')
+    if auto_scale_lr:
+        if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
+            raise ConfigError(
+                f'--auto-scale-lr needs `auto_scale_lr = dict('
+                f'base_batch_size=N)` in {config}: the global batch size its '
+                'learning rate was set for.')
+        cfg.auto_scale_lr.enable = True
     if resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif resume:
@@ -75,6 +95,7 @@ def check_resumable(cfg: Config) -> None:
     mmengine run), before any work is done.
 
     Raises:
+        MissingFileError: The checkpoint to resume from does not exist.
         UnsafeCheckpointError: Naming the file, the objects it holds and the
             fix (start from its weights with ``load_from``).
     """
@@ -84,8 +105,13 @@ def check_resumable(cfg: Config) -> None:
     if path is None:
         from mmengine.runner import find_latest_checkpoint
         path = find_latest_checkpoint(cfg.work_dir)
-    if path is None or not osp.isfile(path):
-        return  # mmengine starts from scratch / reports the missing file
+    if path is None:
+        return  # nothing to resume from: mmengine starts from scratch
+    if not osp.isfile(path):
+        raise MissingFileError(
+            f'Cannot resume from {path!r}: no such checkpoint. Pass an '
+            'existing epoch_N.pth / iter_N.pth, or --resume alone for the '
+            'latest checkpoint of the work dir.')
     names = unsafe_globals(path)
     if names:
         raise UnsafeCheckpointError(
@@ -97,15 +123,26 @@ def check_resumable(cfg: Config) -> None:
 
 
 def train(cfg: Config):
-    """Build the runner from ``cfg`` and train.
+    """Check ``cfg`` (:func:`check_resumable`, the data files), join the
+    process group (:func:`mmclip.apis.launch.setup_distributed`: CPU runs
+    with ``--launcher pytorch`` too), build the runner and train.
 
     Returns:
         mmengine.runner.Runner: The runner after training.
+
+    Raises:
+        MissingFileError: The training (or validation) data, or the
+            checkpoint to resume from, is missing.
+        ConfigError: The launcher cannot run here.
+        UnsafeCheckpointError: See :func:`check_resumable`.
     """
     import mmclip.engine  # noqa: F401 (hooks, wrappers)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     check_resumable(cfg)
+    check_data_files(cfg, ['train_dataloader'] +
+                     (['val_dataloader'] if cfg.get('val_cfg') else []))
+    setup_distributed(cfg)
     with mmclip_checkpoint_loading():
         if 'runner_type' in cfg:
             runner = RUNNERS.build(cfg)

@@ -59,13 +59,13 @@ def test_test_tool_digits(tmp_path, digits, checkpoint, capsys):
     tool = load_tool('test.py')
     out = str(tmp_path / 'preds.json')
     show = str(tmp_path / 'show')
-    metrics = tool.main([
+    metrics = tool.run(tool.parse_args([
         CONFIG, checkpoint, '--work-dir', str(tmp_path / 'work'),
         '--out', out, '--show-dir', show, '--show-num', '3',
         '--cfg-options', f'test_dataloader.dataset.data_root={digits}',
         f'test_dataloader.dataset.classes={digits}/classnames.txt',
         f'model.predict_head.cache_dir={tmp_path}/cache'
-    ])
+    ]))
     printed = capsys.readouterr().out
     direct, labels = _direct_accuracy(checkpoint, digits)
     for k in (1, 5):
