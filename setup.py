@@ -6,8 +6,9 @@ from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 # Shipped inside the package as mmclip/.mim/, where mmclip.apis.find_config
-# and the model index look first (OpenMIM's layout, as mmpretrain's).
-MIM_FILES = ('configs', 'model-index.yml')
+# and the model index look first, and where `mim train/test mmclip CONFIG`
+# finds tools/train.py and tools/test.py (OpenMIM's layout, as mmpretrain's).
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
 
 
 def read_requirements(name):
@@ -56,7 +57,8 @@ class BuildWithMim(build_py):
                 shutil.rmtree(dst)
             self.mkpath(osp.dirname(dst))
             if osp.isdir(src):
-                shutil.copytree(src, dst)
+                shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
+                    '__pycache__', '*.pyc'))
             else:
                 shutil.copyfile(src, dst)
 
