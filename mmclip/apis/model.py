@@ -1,4 +1,5 @@
 """Building models from configs or names, and loading weights into them."""
+import difflib
 import glob
 import os.path as osp
 from typing import Optional, Union
@@ -10,7 +11,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 from mmclip.model_index import (find_model_info, get_model_info,
-                                no_published_weights)
+                                list_models, no_published_weights)
 from mmclip.utils.checkpoint import load_weights
 
 # The image grid's position embedding is resized on load (see
@@ -36,7 +37,8 @@ def config_roots() -> list:
 def find_config(name: str) -> str:
     """Path of the config called ``name`` (file name without ``.py``).
 
-    Leaf configs are searched first, then ``_base_/models``.
+    Leaf configs are searched first, then ``_base_/models``; the other
+    ``_base_`` files (schedules, datasets, runtimes) are no models.
 
     Args:
         name (str): e.g. ``'clip_vit-base-p32_zeroshot-cls_in1k'`` or
@@ -44,19 +46,41 @@ def find_config(name: str) -> str:
 
     Returns:
         str: The config path.
+
+    Raises:
+        ValueError: For an unknown name, listing the closest names and
+            :func:`model_names`.
     """
+    models_base = osp.join('_base_', 'models', '')
     for root in config_roots():
         hits = sorted(glob.glob(osp.join(root, '**', f'{name}.py'),
                                 recursive=True))
+        hits = [p for p in hits if '_base_' not in p or models_base in p]
         hits.sort(key=lambda p: '_base_' in p)
         if hits:
             return hits[0]
-    available = sorted({
-        osp.splitext(osp.basename(p))[0] for root in config_roots()
-        for p in glob.glob(osp.join(root, '**', 'clip*.py'), recursive=True)
-    })
-    raise ValueError(f'Unknown model {name!r}: pass a config file path or one '
-                     f'of {available}.')
+    available = model_names()
+    close = difflib.get_close_matches(name, available, n=3, cutoff=0.6)
+    hint = f' Did you mean {" or ".join(close)}?' if close else ''
+    raise ValueError(f'Unknown model {name!r}.{hint} Pass a config file path '
+                     f'or one of {available}.')
+
+
+def model_names() -> list:
+    """The names :func:`find_config` resolves to a model: the model index's
+    (:func:`mmclip.apis.list_models`, one per config in ``configs/clip``)
+    and the architectures of ``configs/_base_/models``. Other ``_base_``
+    files (schedules, datasets, runtimes) build no model and are left out.
+
+    Returns:
+        list[str]: Sorted names.
+    """
+    names = set(list_models())
+    for root in config_roots():
+        names.update(
+            osp.splitext(osp.basename(p))[0]
+            for p in glob.glob(osp.join(root, '_base_', 'models', '*.py')))
+    return sorted(names)
 
 
 def _load_config(model: Union[str, Config], cfg_options=None) -> Config:
