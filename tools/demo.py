@@ -101,7 +101,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from skimage import data
     torch.manual_seed(args.seed)
-    model = get_model(args.model, pretrained=args.checkpoint)
+    try:
+        model = get_model(args.model, pretrained=args.checkpoint)
+    except (FileNotFoundError, ValueError) as err:  # path, name, mismatch
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     image = data.chelsea()  # scikit-image's photo of Chelsea the cat
     probs = inference_model(model, image, texts=PROMPTS)['pred_scores']
     tokens = model.tokenizer(PROMPTS)

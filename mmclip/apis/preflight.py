@@ -114,9 +114,9 @@ def check_data_files(cfg: Config, loaders: Sequence[str]) -> None:
     Raises:
         MissingFileError: Naming the missing file or folder, the config key
             that points to it, and the fix: the preparation command from the
-            config's header when it has one (``python
-            tools/dataset_converters/...``), else the config to read, or
-            ``--cfg-options`` to point it elsewhere.
+            comments of the config or its bases when they have one
+            (``python tools/dataset_converters/...``), else the config to
+            read, or ``--cfg-options`` to point it elsewhere.
     """
     for loader in loaders:
         dataset = (cfg.get(loader) or {}).get('dataset')
@@ -127,7 +127,7 @@ def check_data_files(cfg: Config, loaders: Sequence[str]) -> None:
             commands = _PREPARE_COMMAND.findall(cfg.text)
             prepare = (f'Prepare the data with `{commands[0]}`' if commands
                        else 'Prepare the data as the comments of '
-                       f'{cfg.filename} describe')
+                       f'{cfg.filename} (and of its _base_ files) describe')
             raise MissingFileError(
                 f'{path} does not exist{where}: {loader} of {cfg.filename} '
                 f'reads it. {prepare}, or point the config at your copy '

@@ -444,6 +444,25 @@ def test_test_user_errors(tmp_path, test_tool, capsys, argv, match):
     assert re.search(match, one_error_line(capsys))
 
 
+def test_data_without_a_preparation_command(tmp_path, monkeypatch,
+                                            train_tool, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = osp.join(REPO_ROOT, 'configs', 'clip',
+                      'clip_vit-base-p32_8xb512-amp-32e_cc3m.py')
+    assert train_tool.main([config]) == 1
+    err = one_error_line(capsys)
+    assert err.startswith('error: data/cc3m does not exist')
+    assert 'as the comments of' in err
+    assert '--cfg-options train_dataloader.dataset.shards=' in err
+
+
+def test_demo_with_a_missing_checkpoint(tmp_path, capsys):
+    demo = load_tool('demo.py')
+    missing = str(tmp_path / 'converted.pth')
+    assert demo.main(['--checkpoint', missing, '--skip-digits']) == 1
+    assert 'clip_to_mmclip.py' in one_error_line(capsys)
+
+
 @pytest.mark.parametrize('error', [RuntimeError('a bug'), KeyError('bug'),
                                    ValueError('a bug'),
                                    FileNotFoundError('a bug')])
