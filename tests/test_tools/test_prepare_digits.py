@@ -1,5 +1,5 @@
-"""tools/dataset_converters/prepare_digits.py: files, counts, loading,
-idempotence, prompt hygiene."""
+"""tools/dataset_converters/prepare_digits.py: files, counts, loading (as
+captions and as labels), the shifted copy, idempotence, prompt hygiene."""
 import csv
 import os
 import os.path as osp
@@ -7,8 +7,10 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from mmclip.datasets import ImageTextDataset, clip_train_pipeline
+from mmclip.datasets import (CsvClassificationDataset, ImageTextDataset,
+                             clip_train_pipeline)
 from mmclip.datasets.digits import CLASSNAMES, ZERO_SHOT_TEMPLATES
 from mmclip.datasets.transforms import LoadImageRGB
 
@@ -36,8 +38,13 @@ def test_counts_and_files(digits_dir):
     train = read_csv(osp.join(digits_dir, 'train.csv'))
     val = read_csv(osp.join(digits_dir, 'val.csv'))
     assert len(train) + len(val) == 1797
-    assert set(train[0]) == {'filepath', 'title'}
-    assert set(val[0]) == {'filepath', 'label'}
+    assert list(train[0]) == ['filepath', 'title', 'label']
+    assert list(val[0]) == ['filepath', 'label']
+    # Each caption names its row's digit (as a word or a numeral).
+    for row in train:
+        digit = int(row['label'])
+        assert CLASSNAMES[digit] in row['title'].split() or \
+            str(digit) in row['title'].split(), row
     assert not {r['filepath'] for r in train} & {r['filepath'] for r in val}
     per_class = Counter(int(r['label']) for r in val)
     assert sorted(per_class) == list(range(10))
@@ -62,6 +69,48 @@ def test_train_csv_loads_with_pipeline(digits_dir):
     out = ds[0]
     assert out['inputs'].shape == (3, 32, 32)
     assert out['data_samples'].text_ids.shape == (77, )
+
+
+def test_train_csv_loads_as_labelled_classification(digits_dir):
+    ds = CsvClassificationDataset(
+        'train.csv', data_root=digits_dir,
+        classes=osp.join(digits_dir, 'classnames.txt'))
+    train = read_csv(osp.join(digits_dir, 'train.csv'))
+    assert len(ds) == len(train)
+    info = ds.get_data_info(5)
+    assert info['gt_label'] == int(train[5]['label'])
+    assert info['img_path'] == osp.join(digits_dir, train[5]['filepath'])
+    assert ds.CLASSES == CLASSNAMES
+
+
+def test_shifted_copy_of_the_held_out_digits(digits_dir):
+    val = read_csv(osp.join(digits_dir, 'val.csv'))
+    shifted = read_csv(osp.join(digits_dir, 'val_shifted.csv'))
+    assert [r['label'] for r in shifted] == [r['label'] for r in val]
+    assert [osp.basename(r['filepath']) for r in shifted] == \
+        [osp.basename(r['filepath']) for r in val]
+    assert all(r['filepath'].startswith('images_shifted/') for r in shifted)
+    def load(row):
+        return LoadImageRGB()(dict(
+            img_path=osp.join(digits_dir, row['filepath'])))['img']
+
+    angles = []
+    for row, orig in zip(shifted[:20], val[:20]):
+        img, ref = load(row), load(orig)
+        assert img.shape == ref.shape == (32, 32, 3)
+        # Rotated on white paper: no dark corners, about as much ink.
+        assert img[[0, 0, -1, -1], [0, -1, 0, -1]].min() > 200
+        ink, ref_ink = (255 - img).sum(), (255 - ref).sum()
+        assert 0.8 < ink / ref_ink < 1.2
+        # 20-30 degrees either way: the best-matching rotation back to
+        # the original is within those bounds.
+        pil = Image.fromarray(img)
+        errors = {a: np.abs(np.asarray(pil.rotate(
+            a, resample=Image.BILINEAR, fillcolor=(255, 255, 255)),
+            dtype=float) - ref).mean() for a in range(-35, 36)}
+        angles.append(min(errors, key=errors.get))
+    assert all(18 <= abs(a) <= 32 for a in angles), angles
+    assert {np.sign(a) for a in angles} == {-1, 1}
 
 
 def test_several_phrasings_per_digit(digits_dir):

@@ -7,13 +7,20 @@ Example::
 writes the 1797 8x8 images of ``sklearn.datasets.load_digits`` once as
 upscaled RGB PNGs (dark ink on white) with, in ``data/digits``:
 
-- ``train.csv`` (``filepath,title``): training images with captions drawn
-  from :data:`TRAIN_TEMPLATES` (several phrasings, the digit as a word or a
-  numeral);
+- ``train.csv`` (``filepath,title,label``): training images with captions
+  drawn from :data:`TRAIN_TEMPLATES` (several phrasings, the digit as a
+  word or a numeral) for CLIP pretraining (``ImageTextDataset`` reads
+  ``filepath`` and ``title``), and their class for fine-tuning and linear
+  probes (``CsvClassificationDataset`` reads ``filepath`` and ``label``);
 - ``val.csv`` (``filepath,label``): held-out images with their class, for
   zero-shot evaluation with ``mmclip.datasets.digits.ZERO_SHOT_TEMPLATES``,
   whose phrasings never occur in training captions (so zero-shot accuracy
   measures transfer, not memorised prompts);
+- ``val_shifted.csv`` (``filepath,label``): the same held-out digits,
+  rotated 20-30 degrees (:func:`shift_digit`, images in
+  ``images_shifted/``), to measure how much of its accuracy a model keeps
+  off the training distribution (the robustness that WiSE-FT trades
+  against fine-tuned accuracy);
 - ``classnames.txt``: ``zero`` .. ``nine``, one per line;
 - ``meta.json``: the arguments, to skip re-writing identical data: running
   it again with the same arguments does nothing.
@@ -46,10 +53,13 @@ TRAIN_TEMPLATES = (
     'someone wrote a {num}',
 )
 
-#: Bumped when the written files change, so old outputs are rewritten.
-FORMAT_VERSION = 1
+#: Bumped when the written files change, so old outputs are rewritten
+#: (2: train.csv's label column, the shifted held-out copy).
+FORMAT_VERSION = 2
 #: Files that make a complete output folder (``meta.json`` is written last).
-OUTPUT_FILES = ('train.csv', 'val.csv', 'classnames.txt')
+OUTPUT_FILES = ('train.csv', 'val.csv', 'val_shifted.csv', 'classnames.txt')
+#: Rotation of the shifted held-out copy, degrees either way.
+SHIFT_DEGREES = (20, 30)
 
 
 def train_caption(label: int, template: str) -> str:
@@ -63,6 +73,32 @@ def digit_image(pixels: np.ndarray, size: int, resample: str) -> Image.Image:
     method = {'nearest': Image.NEAREST, 'bilinear': Image.BILINEAR}[resample]
     img = Image.fromarray(grey).resize((size, size), method)
     return img.convert('RGB')
+
+
+def shift_digit(img: Image.Image, rng: np.random.RandomState) -> Image.Image:
+    """The distribution shift of ``val_shifted.csv``: the digit rotated by
+    20 to 30 degrees, either way, on white paper.
+
+    Training images are all upright. Rotation keeps what makes the class
+    (the strokes, their ink and width, the paper) and moves it to other
+    positions and orientations. Fine-tuning adapts every weight to the
+    upright digits and drops features they did not need (Kumar et al.,
+    "Fine-tuning can distort pretrained features", arXiv 2202.10054); the
+    zero-shot head instead reads the features contrastive pretraining
+    learned to match many phrasings of a caption. So rotation plausibly
+    costs the fine-tuned classifier more of its accuracy than the zero-shot
+    one, the trade-off WiSE-FT's weight averaging addresses.
+
+    Args:
+        img (PIL.Image.Image): A rendered digit (dark ink on white).
+        rng (np.random.RandomState): Draws angle and direction.
+
+    Returns:
+        PIL.Image.Image: The rotated digit, same size.
+    """
+    degrees = rng.uniform(*SHIFT_DEGREES) * rng.choice((-1, 1))
+    return img.rotate(degrees, resample=Image.BILINEAR,
+                      fillcolor=(255, 255, 255))
 
 
 def stratified_split(labels: np.ndarray, fraction: float,
@@ -119,20 +155,30 @@ def prepare_digits(out_dir: str,
     rng = np.random.RandomState(seed)
     is_val = stratified_split(labels, val_fraction, rng)
 
-    os.makedirs(osp.join(out_dir, 'images'), exist_ok=True)
-    train_rows, val_rows = [], []
+    # Its own stream: the split and captions stay those of format 1.
+    shift_rng = np.random.RandomState(seed + 1)
+    for folder in ('images', 'images_shifted'):
+        os.makedirs(osp.join(out_dir, folder), exist_ok=True)
+    train_rows, val_rows, shifted_rows = [], [], []
     for i, (pixels, label) in enumerate(zip(images, labels)):
         rel = f'images/{i:04d}.png'
-        digit_image(pixels, size, resample).save(osp.join(out_dir, rel))
+        img = digit_image(pixels, size, resample)
+        img.save(osp.join(out_dir, rel))
         if is_val[i]:
             val_rows.append((rel, int(label)))
+            shifted = f'images_shifted/{i:04d}.png'
+            shift_digit(img, shift_rng).save(osp.join(out_dir, shifted))
+            shifted_rows.append((shifted, int(label)))
         else:
             template = TRAIN_TEMPLATES[rng.randint(len(TRAIN_TEMPLATES))]
-            train_rows.append((rel, train_caption(label, template)))
+            train_rows.append(
+                (rel, train_caption(label, template), int(label)))
 
-    _write_csv(osp.join(out_dir, 'train.csv'), ('filepath', 'title'),
-               train_rows)
+    _write_csv(osp.join(out_dir, 'train.csv'), ('filepath', 'title',
+                                                'label'), train_rows)
     _write_csv(osp.join(out_dir, 'val.csv'), ('filepath', 'label'), val_rows)
+    _write_csv(osp.join(out_dir, 'val_shifted.csv'), ('filepath', 'label'),
+               shifted_rows)
     with open(osp.join(out_dir, 'classnames.txt'), 'w') as f:
         f.write('\n'.join(CLASSNAMES) + '\n')
     meta = dict(args=args, num_train=len(train_rows), num_val=len(val_rows))
