@@ -11,6 +11,7 @@ if has_torch():
     from .preprocess import load_image, preprocess_images
     from .test import prepare_test_config, test
     from .train import prepare_train_config, train
+    from .wise_ft import evaluate_wise_ft, interpolate_weights, wise_ft
     from .zero_shot import zero_shot_accuracy, zero_shot_scores
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     'load_pretrained', 'model_classes', 'OnnxCLIP',
     'register_mmpretrain_models', 'prepare_test_config',
     'prepare_train_config', 'preprocess_images', 'test', 'train',
+    'evaluate_wise_ft', 'interpolate_weights', 'wise_ft',
     'zero_shot_accuracy', 'zero_shot_scores'
 ]
 

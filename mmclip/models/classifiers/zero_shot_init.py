@@ -2,7 +2,6 @@
 import copy
 from typing import Optional, Sequence, Union
 
-import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger
 from mmengine.model.weight_init import update_init_info
