@@ -1,33 +1,12 @@
 #!/usr/bin/env bash
-# Evaluate a checkpoint on a Slurm cluster, one task per GPU (srun):
+# Evaluate a checkpoint on a Slurm cluster, one task per GPU:
 #   [GPUS=8] [GPUS_PER_NODE=8] tools/slurm_test.sh PARTITION JOB_NAME \
 #       CONFIG CHECKPOINT [tools/test.py options]
-# CPUS_PER_TASK (default 5) and SRUN_ARGS pass on to srun; PYTHON picks the
-# interpreter (default: python).
-set -e
+# GPUS, GPUS_PER_NODE, CPUS_PER_TASK, SRUN_ARGS and PYTHON as described in
+# tools/slurm_run.sh.
 if [ $# -lt 4 ]; then
     echo "usage: $0 PARTITION JOB_NAME CONFIG CHECKPOINT [tools/test.py" \
         "options]" >&2
     exit 2
 fi
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-CHECKPOINT=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-
-# shellcheck disable=SC2086
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-srun -p "$PARTITION" \
-    --job-name="$JOB_NAME" \
-    --gres=gpu:"$GPUS_PER_NODE" \
-    --ntasks="$GPUS" \
-    --ntasks-per-node="$GPUS_PER_NODE" \
-    --cpus-per-task="$CPUS_PER_TASK" \
-    --kill-on-bad-exit=1 \
-    $SRUN_ARGS \
-    "${PYTHON:-python}" -u "$(dirname "$0")/test.py" "$CONFIG" \
-    "$CHECKPOINT" --launcher=slurm "${@:5}"
+exec "$(dirname "$0")/slurm_run.sh" test.py "$1" "$2" "$3" "$4" "${@:5}"

@@ -9,6 +9,7 @@ any other exception keeps its traceback (it is a bug).
 """
 import difflib
 import glob
+import inspect
 import os
 import os.path as osp
 import re
@@ -74,7 +75,7 @@ def _dataset_files(dataset: dict, key: str) -> Iterator[Tuple[str, str]]:
     """``(local path, config key that moves it)`` of the annotation files,
     folders and class-name files a dataset config reads, wrapped datasets
     (``dataset``, ``datasets``) included."""
-    if not isinstance(dataset, dict):
+    if not isinstance(dataset, dict) or _downloads(dataset):
         return
     data_root = dataset.get('data_root') or ''
     ann_file = dataset.get('ann_file')
@@ -98,6 +99,22 @@ def _dataset_files(dataset: dict, key: str) -> Iterator[Tuple[str, str]]:
         yield from _dataset_files(inner, f'{key}.dataset')
     for i, sub in enumerate(dataset.get('datasets') or []):
         yield from _dataset_files(sub, f'{key}.datasets.{i}')
+
+
+def _downloads(dataset: dict) -> bool:
+    """Whether the dataset fetches missing files itself (mmpretrain's CIFAR,
+    MNIST ... with ``download=True``, their default)."""
+    download = dataset.get('download')
+    if download is not None:
+        return bool(download)
+    from mmclip.registry import DATASETS
+    dataset_type = dataset.get('type')
+    dataset_cls = DATASETS.get(dataset_type) if isinstance(
+        dataset_type, str) else dataset_type
+    if not isinstance(dataset_cls, type):
+        return False
+    param = inspect.signature(dataset_cls).parameters.get('download')
+    return param is not None and param.default is True
 
 
 def check_data_files(cfg: Config, loaders: Sequence[str]) -> None:

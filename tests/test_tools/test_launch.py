@@ -456,6 +456,37 @@ def test_data_without_a_preparation_command(tmp_path, monkeypatch,
     assert '--cfg-options train_dataloader.dataset.shards=' in err
 
 
+def test_data_check_reads_wrapped_remote_and_downloading_datasets(
+        tmp_path):
+    from mmclip.apis.preflight import MissingFileError, check_data_files
+    ann = tmp_path / 'train.csv'
+    ann.write_text('filepath,title\n')
+
+    def check(dataset):
+        check_data_files(Config(dict(train_dataloader=dict(dataset=dataset))),
+                         ['train_dataloader'])
+
+    check(dict(type='ImageTextDataset', ann_file=str(ann)))
+    check(dict(type='ImageTextDataset', data_root=str(tmp_path),
+               ann_file='train.csv'))
+    check(dict(type='WebDatasetShards', shards='s3://bucket/{0..9}.tar'))
+    # mmpretrain's CIFAR fetches its files (download=True by default) ...
+    check(dict(type='CIFAR100', data_root=str(tmp_path / 'none')))
+    # ... unless told not to.
+    with pytest.raises(MissingFileError, match='dataset.data_root=...'):
+        check(dict(type='CIFAR100', data_root=str(tmp_path / 'none'),
+                   download=False))
+    with pytest.raises(MissingFileError,
+                       match=r'dataset\.datasets\.1\.data_root=\.\.\.'):
+        check(dict(type='ConcatDataset', datasets=[
+            dict(type='ImageTextDataset', ann_file=str(ann)),
+            dict(type='ImageTextDataset', data_root=str(tmp_path),
+                 ann_file='missing.csv')]))
+    with pytest.raises(MissingFileError, match=r'dataset\.dataset\.shards'):
+        check(dict(type='RepeatDataset', times=2, dataset=dict(
+            type='WebDatasetShards', shards=str(tmp_path / 'x' / '{0..9}.tar'))))
+
+
 def test_demo_with_a_missing_checkpoint(tmp_path, capsys):
     demo = load_tool('demo.py')
     missing = str(tmp_path / 'converted.pth')
