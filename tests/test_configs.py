@@ -43,7 +43,9 @@ def test_test_pipeline_is_at_the_model_resolution(path):
     cfg = Config.fromfile(path)
     if 'test_dataloader' not in cfg:
         pytest.skip('training only')
-    img_size = cfg.model.vision_backbone.img_size
+    # a CLIPModel's image tower, or an ImageClassifier's backbone
+    tower = cfg.model.get('vision_backbone') or cfg.model.backbone
+    img_size = tower.img_size
     sizes = {
         t.type: t.get('scale', t.get('crop_size'))
         for t in cfg.test_dataloader.dataset.pipeline
@@ -55,7 +57,8 @@ def test_test_pipeline_is_at_the_model_resolution(path):
 @pytest.mark.parametrize('path', LEAVES, ids=name_of)
 def test_name_states_a_non_default_resolution(path):
     # mmpretrain's convention: `..._in1k` is 224px, `..._in1k-384px` not.
-    img_size = Config.fromfile(path).model.vision_backbone.img_size
+    model = Config.fromfile(path).model
+    img_size = (model.get('vision_backbone') or model.backbone).img_size
     suffix = re.search(r'-(\d+)px$', name_of(path))
     if img_size == 224:
         assert suffix is None

@@ -8,6 +8,8 @@ from mmengine.registry import DefaultScope
 
 from mmclip.registry import DATASETS
 from .base_dataset import ImageTextBaseDataset, check_caption_sampling
+from .zero_shot_data import (CLASSNAME_SETS, TEMPLATE_SETS,
+                             resolve_classnames, resolve_templates)
 
 #: A few of OpenAI's ImageNet prompt templates, a reasonable default.
 DEFAULT_TEMPLATES = (
@@ -23,14 +25,20 @@ DEFAULT_TEMPLATES = (
 
 
 def load_classnames(classnames: Union[str, Sequence[str]]) -> List[str]:
-    """Class names from a list or a text file with one name per line.
+    """Class names from a list, a registered set or a text file with one name
+    per line.
 
     Args:
-        classnames (str | Sequence[str]): Names, or the path of a file.
+        classnames (str | Sequence[str]): Names, a name of
+            :data:`~mmclip.datasets.zero_shot_data.CLASSNAME_SETS`
+            (``'imagenet'``: OpenAI's curated ImageNet-1k names), or the path
+            of a file.
 
     Returns:
         List[str]: The names (blank lines of a file skipped).
     """
+    if isinstance(classnames, str) and classnames in CLASSNAME_SETS:
+        return list(resolve_classnames(classnames))
     if isinstance(classnames, str):
         return [n.strip() for n in get_text(classnames).splitlines()
                 if n.strip()]
@@ -58,10 +66,14 @@ class ClassificationTextDataset(ImageTextBaseDataset):
         dataset (dict | BaseDataset): The classification dataset or its
             config, e.g. ``dict(type='CustomDataset', data_root='data/x',
             with_label=True)``.
-        templates (Sequence[str]): Prompt templates with one ``{}`` for the
-            class name. Defaults to :data:`DEFAULT_TEMPLATES`.
+        templates (Sequence[str] | str): Prompt templates with one ``{}``
+            for the class name, or a name of
+            :data:`~mmclip.datasets.zero_shot_data.TEMPLATE_SETS`
+            (``'openai_imagenet'``: OpenAI's 80). Defaults to
+            :data:`DEFAULT_TEMPLATES`.
         classnames (str | Sequence[str], optional): Names to put into the
-            templates, one per label, or a text file with one per line.
+            templates, one per label, a registered set (``'imagenet'``), or
+            a text file with one per line.
             None uses the wrapped dataset's ``metainfo['classes']`` (note
             that mmpretrain's ImageNet names are WordNet synonym lists like
             ``'tench, Tinca tinca'``; pass cleaned names for better prompts).
@@ -81,7 +93,8 @@ class ClassificationTextDataset(ImageTextBaseDataset):
                  test_mode: bool = False,
                  **kwargs):
         if isinstance(templates, str):
-            templates = [templates]
+            templates = (list(resolve_templates(templates))
+                         if templates in TEMPLATE_SETS else [templates])
         bad = [t for t in templates if t.count('{}') != 1]
         if not templates or bad:
             raise ValueError(
