@@ -12,16 +12,125 @@ train + validation and scored on the test split.
 Features: the paper used, for CLIP-ViT, the pooled feature *before* the
 projection to the embedding space, unnormalised; OpenAI's README example
 uses ``encode_image`` (projected), unnormalised. :func:`extract_features`
-defaults to the projected ``encode_image`` embedding without normalisation;
-``normalize=True`` gives the cosine-space features, and a ``feature_fn``
-(e.g. a backbone built with ``out_type='pooled'``) gives the paper's.
+defaults to the image tower's output, the projected embedding (a
+``CLIPModel``'s ``encode_image``, an ``ImageClassifier``'s ``extract_feat``)
+without normalisation; ``normalize=True`` gives the cosine-space features,
+and a ``feature_fn`` (e.g. a backbone built with ``out_type='pooled'``)
+gives the paper's.
 """
+import copy
 import warnings
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+
+#: How to get a labelled split, said by every missing-label error.
+LABELLED_DATA_HINT = (
+    'A linear probe fits on labelled images: use dataloaders whose dataset '
+    'gives class labels (gt_label), e.g. CsvClassificationDataset, '
+    "mmpretrain's ImageNet / CustomDataset or ClassificationTextDataset; "
+    'for the digits, configs/clip/clip_vit-tiny-p8_ft-1xb64-10e_digits-'
+    "32px.py reads train.csv's label column (written by "
+    'tools/dataset_converters/prepare_digits.py).')
+
+
+class LinearProbeInputError(ValueError):
+    """An input the linear probe cannot use (a split without labels, a
+    checkpoint without a fitting image tower); the message names the fix."""
+
+
+def check_labelled(dataset, name: str = 'the dataset') -> None:
+    """Refuse a dataset whose samples carry no class label, before any
+    feature is extracted.
+
+    Args:
+        dataset (BaseDataset): An mmengine dataset (its first data info is
+            read; nothing is loaded).
+        name (str): How to call it in the error, e.g. the config key.
+
+    Raises:
+        LinearProbeInputError: The first sample has no ``gt_label``.
+    """
+    if len(dataset) == 0:
+        raise LinearProbeInputError(f'{name} is empty.')
+    if 'gt_label' not in dataset.get_data_info(0):
+        source = getattr(dataset, 'ann_file', '') or ''
+        raise LinearProbeInputError(
+            f'{name} ({type(dataset).__name__}'
+            f'{" on " + source if source else ""}) has no class labels '
+            f'(gt_label). {LABELLED_DATA_HINT}')
+
+
+def load_image_tower(model: nn.Module, checkpoint: str) -> dict:
+    """Load only the image tower (``backbone.*``) of ``checkpoint`` into
+    ``model.backbone``, reading the file without executing anything
+    (:func:`mmclip.utils.checkpoint.load_weights`).
+
+    CLIP checkpoints, their zero-shot / fine-tuned classifiers
+    (``ImageClassifier``) and WiSE-FT outputs all name the image tower
+    ``backbone.*``, so any of them serves a ``CLIPModel`` or an
+    ``ImageClassifier`` config; text tower and heads are not needed for a
+    linear probe and are left out.
+
+    Args:
+        model (nn.Module): Has a ``backbone`` (the image tower).
+        checkpoint (str): An mmclip checkpoint file.
+
+    Returns:
+        dict: The checkpoint's ``meta``.
+
+    Raises:
+        LinearProbeInputError: The checkpoint has no ``backbone.*`` weights,
+            or they do not fit the config's image tower (the keys named).
+    """
+    from mmclip.utils.checkpoint import load_weights
+    weights = load_weights(checkpoint)
+    tower = {
+        k[len('backbone.'):]: v
+        for k, v in weights['state_dict'].items() if k.startswith('backbone.')
+    }
+    if not tower:
+        raise LinearProbeInputError(
+            f'{checkpoint} has no image-tower weights (backbone.*): is it an '
+            'mmclip checkpoint? Convert OpenAI / open_clip / transformers '
+            'weights with tools/model_converters/clip_to_mmclip.py.')
+    fix = ('Use the config of the checkpoint\'s architecture (width, '
+           'layers, patch size, embedding dim).')
+    try:
+        missing, unexpected = model.backbone.load_state_dict(
+            tower, strict=False)
+    except RuntimeError as err:  # shape mismatches, named by torch
+        detail = ' '.join(str(err).split()).rstrip('.')  # one line
+        raise LinearProbeInputError(
+            f'The image tower of {checkpoint} does not fit the config: '
+            f'{detail}. {fix}') from None
+    if missing or unexpected:
+        raise LinearProbeInputError(
+            f'The image tower of {checkpoint} does not fit the config: '
+            f'missing backbone.{missing[:5]}, unexpected backbone.'
+            f'{unexpected[:5]}. {fix}')
+    return weights['meta']
+
+
+def image_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The image tower's embedding of preprocessed images.
+
+    Args:
+        model (nn.Module): A ``CLIPModel`` (``encode_image``) or an
+            mmpretrain ``ImageClassifier`` (its ``extract_feat``'s last
+            stage, the tower's projected embedding for a CLIP backbone).
+        images (Tensor): ``(B, 3, H, W)``, as the model's data preprocessor
+            outputs them.
+
+    Returns:
+        Tensor: ``(B, D)``.
+    """
+    if hasattr(model, 'encode_image'):
+        return model.encode_image(images)
+    return model.extract_feat(images)[-1]
 
 
 @torch.no_grad()
@@ -33,31 +142,41 @@ def extract_features(model,
     """Frozen image features and labels of a classification dataloader.
 
     Args:
-        model (CLIPModel): Its ``data_preprocessor`` prepares each batch.
+        model (CLIPModel | ImageClassifier): Its ``data_preprocessor``
+            prepares each batch.
         dataloader (Iterable[dict]): mmengine-style batches
             (``inputs`` + ``data_samples`` carrying ``gt_label``).
         normalize (bool): L2-normalise the features. Defaults to False
             (see the module docstring).
         feature_fn (Callable, optional): ``images (B, 3, H, W) -> (B, D)``;
-            defaults to ``model.encode_image``.
+            defaults to :func:`image_features` of ``model``.
 
     Returns:
         tuple[np.ndarray, np.ndarray]: ``(N, D)`` float32 features and
         ``(N, )`` int64 labels.
+
+    Raises:
+        LinearProbeInputError: A sample has no ``gt_label``.
     """
     was_training = model.training
     model.eval()
-    feature_fn = feature_fn or model.encode_image
+    if feature_fn is None:
+        def feature_fn(images):
+            return image_features(model, images)
     feats, labels = [], []
     try:
         for data in dataloader:
             data = model.data_preprocessor(data, False)
+            for ds in data['data_samples']:
+                if 'gt_label' not in ds:
+                    raise LinearProbeInputError(
+                        f'A sample ({ds.get("img_path", "?")}) has no '
+                        f'class label (gt_label). {LABELLED_DATA_HINT}')
+                labels.append(int(torch.as_tensor(ds.gt_label).reshape(-1)[0]))
             out = feature_fn(data['inputs']).float()
             if normalize:
                 out = F.normalize(out, dim=-1)
             feats.append(out.cpu().numpy())
-            for ds in data['data_samples']:
-                labels.append(int(torch.as_tensor(ds.gt_label).reshape(-1)[0]))
     finally:
         model.train(was_training)
     if not feats:
@@ -172,3 +291,80 @@ def linear_probe(train_feats,
         val_top1=scores[log_c],
         sweep=[(10.0**k, v) for k, v in sorted(scores.items())],
         classifier=clf)
+
+
+def build_probe_dataloader(loader_cfg: dict,
+                           pipeline: Sequence[dict],
+                           batch_size: Optional[int] = None,
+                           num_workers: Optional[int] = None,
+                           seed: int = 0):
+    """A config's dataloader rebuilt for feature extraction: with
+    ``pipeline`` (the evaluation one: no augmentation, as in the paper), in
+    order, nothing dropped.
+
+    Args:
+        loader_cfg (dict): A ``*_dataloader`` entry of a config.
+        pipeline (Sequence[dict]): Replaces the dataset's pipeline.
+        batch_size (int, optional): Replaces the config's batch size.
+        num_workers (int, optional): Replaces the config's workers.
+        seed (int): Seed of the workers. Defaults to 0.
+
+    Returns:
+        torch.utils.data.DataLoader
+    """
+    from mmengine.runner import Runner
+    loader = copy.deepcopy(loader_cfg)
+    loader['dataset']['pipeline'] = copy.deepcopy(list(pipeline))
+    loader['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    loader.pop('batch_sampler', None)
+    loader['drop_last'] = False
+    loader['persistent_workers'] = False
+    if batch_size:
+        loader['batch_size'] = batch_size
+    if num_workers is not None:
+        loader['num_workers'] = num_workers
+    return Runner.build_dataloader(loader, seed=seed)
+
+
+def probe_dataloaders(model: nn.Module,
+                      train_loader,
+                      test_loaders: Dict[str, object],
+                      normalize: bool = False,
+                      **probe_kwargs) -> Dict:
+    """Fit a linear probe on one split's frozen features and score it on
+    several test splits (e.g. held-out and shifted data).
+
+    Args:
+        model (CLIPModel | ImageClassifier): The frozen model (see
+            :func:`extract_features`).
+        train_loader (Iterable[dict]): The labelled split to fit on; ``C``
+            is chosen on a held-out part of it (see :func:`linear_probe`).
+        test_loaders (dict[str, Iterable[dict]]): Name -> labelled split to
+            score, at least one.
+        normalize (bool): L2-normalise the features. Defaults to False.
+        **probe_kwargs: ``val_fraction``, ``Cs``, ``max_iter``, ``seed``,
+            ``n_threads`` of :func:`linear_probe`.
+
+    Returns:
+        dict: ``top1`` (name -> test accuracy, %), ``C``, ``val_top1``,
+        ``sweep`` (see :func:`linear_probe`), ``num_samples`` (split name,
+        ``'train'`` included -> count) and ``feature_dim``.
+    """
+    if not test_loaders:
+        raise ValueError('probe_dataloaders needs at least one test split.')
+    train = extract_features(model, train_loader, normalize=normalize)
+    tests = {
+        name: extract_features(model, loader, normalize=normalize)
+        for name, loader in test_loaders.items()
+    }
+    first = next(iter(tests))
+    res = linear_probe(*train, *tests[first], **probe_kwargs)
+    classifier = res.pop('classifier')
+    res['top1'] = {
+        name: float((classifier.predict(x) == y).mean() * 100)
+        for name, (x, y) in tests.items()
+    }
+    res['num_samples'] = dict(train=len(train[1]),
+                              **{k: len(v[1]) for k, v in tests.items()})
+    res['feature_dim'] = int(train[0].shape[1])
+    return res

@@ -1,18 +1,30 @@
-"""Linear probe: library, metric, CLI; retrieval configs parse."""
+"""Linear probe: library, metric, CLI (on the shipped digits configs, and
+its refusal of unlabelled data); retrieval configs parse."""
+import json
 import os.path as osp
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from mmclip.evaluation import LinearProbeMetric, linear_probe
+from mmclip.evaluation import (LinearProbeInputError, LinearProbeMetric,
+                               image_features, linear_probe,
+                               load_image_tower)
 from mmclip.registry import METRICS
 
-from conftest import REPO_ROOT, load_tool
+from conftest import REPO_ROOT, TINY_VISION, load_tool
+
+DIGITS_CONFIGS = osp.join(REPO_ROOT, 'configs', 'clip')
+PRETRAIN = 'clip_vit-tiny-p8_1xb32-24e_digits-32px.py'
+ZERO_SHOT = 'clip_vit-tiny-p8_zeroshot-cls_digits-32px.py'
+FINE_TUNE = 'clip_vit-tiny-p8_ft-1xb64-10e_digits-32px.py'
 
 
 @pytest.fixture(scope='module')
@@ -104,10 +116,97 @@ def test_cli_end_to_end(tmp_path, tiny_clip_cfg):
     torch.save(MODELS.build(tiny_clip_cfg).state_dict(), ckpt)
     tool = load_tool('analysis_tools/linear_probe.py')
     out = str(tmp_path / 'res.json')
-    res = tool.main([cfg_path, ckpt, '--cs', '0.1', '1', '--out', out,
-                     '--val-fraction', '0.34'])
+    res = tool.run(tool.parse_args([
+        cfg_path, ckpt, '--cs', '0.1', '1', '--out', out,
+        '--val-fraction', '0.34']))
     assert osp.isfile(out)
     assert 0 <= res['top1'] <= 100 and res['C'] in (0.1, 1.0)
+    assert res['num_samples'] == {'train': 12, 'test_dataloader': 12}
+
+
+@pytest.fixture(scope='module')
+def digits_project(tmp_path_factory):
+    """A user's folder with data/digits prepared, as the digits configs
+    expect it, and a tiny digits CLIP with random weights."""
+    from mmclip.apis import get_model
+    project = tmp_path_factory.mktemp('project')
+    load_tool('dataset_converters/prepare_digits.py').prepare_digits(
+        str(project / 'data' / 'digits'))
+    torch.manual_seed(0)
+    clip = get_model(osp.join(DIGITS_CONFIGS, PRETRAIN))
+    torch.save(dict(state_dict=clip.state_dict(), meta={}),
+               project / 'clip.pth')
+    return project
+
+
+def run_probe(cwd, config, *args):
+    """``python tools/analysis_tools/linear_probe.py`` in ``cwd``."""
+    tool = osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'linear_probe.py')
+    return subprocess.run(
+        [sys.executable, tool, osp.join(DIGITS_CONFIGS, config), *args],
+        cwd=str(cwd), capture_output=True, text=True, timeout=600)
+
+
+def test_tool_runs_on_the_digits_fine_tune_config(digits_project):
+    """As its docstring says: the labelled digits splits of the shipped
+    fine-tune config (train.csv's label column), a CLIP checkpoint, from
+    the user's folder."""
+    proc = run_probe(digits_project, FINE_TUNE, 'clip.pth', '--out',
+                     'probe.json')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'train_dataloader: 1438 samples, test_dataloader: 359, 64-d ' \
+        'features' in proc.stdout
+    with open(digits_project / 'probe.json') as f:
+        res = json.load(f)
+    # Even random features of the tiny tower separate the digits well.
+    assert res['top1'] > 50 and res['val_top1'] > 50
+    assert f"linear probe top-1: {res['top1']:.2f}%" in proc.stdout
+
+
+def test_unlabelled_split_is_one_error_naming_the_fix(digits_project):
+    # The zero-shot config's train split is the captioned pretraining data.
+    proc = run_probe(digits_project, ZERO_SHOT, 'clip.pth')
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith(
+        'error: train_dataloader of ') and 'Traceback' not in proc.stderr
+    assert 'ImageTextDataset on data/digits/train.csv) has no class labels' \
+        in lines[0]
+    assert FINE_TUNE in lines[0] and 'prepare_digits.py' in lines[0]
+
+
+def test_any_checkpoint_with_the_image_tower_serves(tmp_path, tiny_clip_cfg):
+    """CLIP and classifier checkpoints name the tower backbone.*; only it
+    is loaded, and a mismatch or a foreign file names the problem."""
+    from mmclip.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmclip'):
+        classifier = MODELS.build(dict(
+            type='ImageClassifier', backbone=tiny_clip_cfg['vision_backbone'],
+            head=dict(type='CLIPClsHead', num_classes=3, in_channels=32)))
+        clip = MODELS.build(tiny_clip_cfg)
+    path = str(tmp_path / 'classifier.pth')
+    torch.save(dict(state_dict=classifier.state_dict(), meta={}), path)
+    load_image_tower(clip, path)
+    for key, value in classifier.backbone.state_dict().items():
+        torch.testing.assert_close(clip.backbone.state_dict()[key], value)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(image_features(clip, images),
+                                   image_features(classifier, images))
+
+    torch.save(dict(state_dict={'visual.proj': torch.zeros(2)}), path)
+    with pytest.raises(LinearProbeInputError, match='clip_to_mmclip'):
+        load_image_tower(clip, path)
+    narrower = dict(tiny_clip_cfg['vision_backbone'],
+                    arch=dict(TINY_VISION, proj_dims=16))
+    with DefaultScope.overwrite_default_scope('mmclip'):
+        other = MODELS.build(narrower)
+    torch.save(dict(state_dict={f'backbone.{k}': v for k, v in
+                                other.state_dict().items()}), path)
+    with pytest.raises(LinearProbeInputError,
+                       match=r'does not fit the config: .*proj'):
+        load_image_tower(clip, path)
 
 
 @pytest.mark.parametrize('name', [

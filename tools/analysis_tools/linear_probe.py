@@ -6,19 +6,34 @@ Usage::
         [--train-split train_dataloader] [--test-split test_dataloader] \\
         [--normalize] [--cs 0.01 0.1 1] [--out result.json]
 
-The two splits are dataloader entries of the config (``train_dataloader``,
-``val_dataloader`` or ``test_dataloader``) whose datasets give images with
-``gt_label`` (e.g. mmpretrain's ``ImageNet`` / ``CustomDataset`` or
-mmclip's ``ClassificationTextDataset``). Both are rebuilt with the *test*
-pipeline of ``--test-split`` (no augmentation, as in the paper), without
-shuffling or dropping samples. Image embeddings of the frozen model are
-extracted once; ``C`` is chosen on ``--val-fraction`` of the training split
-by the paper's binary search (or over ``--cs``), the probe is refit on the
-whole training split and its top-1 accuracy on the test split is reported.
+For example, the tiny digits CLIP of
+``configs/clip/clip_vit-tiny-p8_1xb32-24e_digits-32px.py``, probed on the
+labelled digits splits of its fine-tune config::
+
+    python tools/analysis_tools/linear_probe.py \\
+        configs/clip/clip_vit-tiny-p8_ft-1xb64-10e_digits-32px.py \\
+        work_dirs/clip_vit-tiny-p8_1xb32-24e_digits-32px/epoch_24.pth
+
+CONFIG gives the model's image tower and the data: a ``CLIPModel`` config
+or an ``ImageClassifier`` one (fine-tune / linear-probe configs); only the
+image tower (``backbone.*``) of CHECKPOINT is loaded, so a CLIP checkpoint,
+a fine-tuned classifier or a WiSE-FT output all work. The two splits are
+dataloader entries of the config (``train_dataloader``, ``val_dataloader``
+or ``test_dataloader``) whose datasets give images with ``gt_label`` (e.g.
+mmclip's ``CsvClassificationDataset``, mmpretrain's ``ImageNet`` /
+``CustomDataset`` or ``ClassificationTextDataset``); a split without labels
+(e.g. image-caption pretraining data) is refused before any work with one
+``error: ...`` line naming the fix, exit status 1. Both are rebuilt with
+the *test* pipeline of ``--test-split`` (no augmentation, as in the paper),
+without shuffling or dropping samples. Image embeddings of the frozen model
+are extracted once; ``C`` is chosen on ``--val-fraction`` of the training
+split by the paper's binary search (or over ``--cs``), the probe is refit on
+the whole training split and its top-1 accuracy on the test split is
+reported.
 """
 import argparse
-import copy
 import json
+import sys
 
 from mmengine.config import Config, DictAction
 
@@ -41,9 +56,10 @@ def parse_args(argv=None):
                         help='explicit C grid (default: binary search over '
                         '[1e-6, 1e6])')
     parser.add_argument('--max-iter', type=int, default=1000)
-    parser.add_argument('--n-threads', type=int, default=None,
-                        help='BLAS threads per fit (default: library '
-                        'default)')
+    parser.add_argument('--n-threads', type=int, default=1,
+                        help='BLAS threads per fit (default: 1, fastest for '
+                        'the many small fits of the C search up to ~10k '
+                        'samples; raise it for large splits)')
     parser.add_argument('--batch-size', type=int, default=None)
     parser.add_argument('--num-workers', type=int, default=None)
     parser.add_argument('--device', default='cpu')
@@ -54,46 +70,50 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def build_loader(cfg: Config, key: str, pipeline, args):
-    """Dataloader of ``cfg[key]`` with ``pipeline``, in order, no drops."""
-    from mmengine.runner import Runner
-    if key not in cfg or cfg[key] is None:
-        raise KeyError(f'The config has no {key!r}.')
-    loader = copy.deepcopy(cfg[key])
-    loader.dataset.pipeline = copy.deepcopy(pipeline)
-    loader.sampler = dict(type='DefaultSampler', shuffle=False)
-    loader.pop('batch_sampler', None)
-    loader.drop_last = False
-    loader.persistent_workers = False
-    if args.batch_size:
-        loader.batch_size = args.batch_size
-    if args.num_workers is not None:
-        loader.num_workers = args.num_workers
-    return Runner.build_dataloader(loader, seed=args.seed)
+def run(args) -> dict:
+    """Probe as ``args`` say.
 
+    Returns:
+        dict: ``top1`` (test accuracy, %), ``C``, ``val_top1``, ``sweep``,
+        ``num_samples`` and ``feature_dim`` (see
+        :func:`mmclip.evaluation.probe_dataloaders`).
+    """
+    from mmengine.registry import init_default_scope
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
     from mmclip.apis import get_model
-    from mmclip.evaluation import extract_features, linear_probe
+    from mmclip.evaluation import (LinearProbeInputError,
+                                   build_probe_dataloader, check_labelled,
+                                   load_image_tower, probe_dataloaders)
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    model = get_model(cfg, pretrained=args.checkpoint, device=args.device)
-    pipeline = cfg[args.test_split].dataset.pipeline
-    feats = {}
+    init_default_scope(cfg.get('default_scope', 'mmclip'))
     for split in (args.train_split, args.test_split):
-        loader = build_loader(cfg, split, pipeline, args)
-        feats[split] = extract_features(
-            model, loader, normalize=args.normalize)
-        print(f'{split}: {feats[split][0].shape[0]} samples, '
-              f'{feats[split][0].shape[1]}-d features')
-    res = linear_probe(
-        *feats[args.train_split], *feats[args.test_split],
-        val_fraction=args.val_fraction, Cs=args.cs, max_iter=args.max_iter,
-        seed=args.seed, n_threads=args.n_threads)
-    res.pop('classifier')
+        if cfg.get(split) is None:
+            raise LinearProbeInputError(
+                f'{args.config} has no {split}: pass --train-split / '
+                '--test-split as one of its dataloaders (train_dataloader, '
+                'val_dataloader, test_dataloader).')
+    pipeline = cfg[args.test_split].dataset.pipeline
+    # Both splits are checked for labels before the model is loaded.
+    loaders = {}
+    for split in (args.train_split, args.test_split):
+        loaders[split] = build_probe_dataloader(
+            cfg[split], pipeline, batch_size=args.batch_size,
+            num_workers=args.num_workers, seed=args.seed)
+        check_labelled(loaders[split].dataset, f'{split} of {args.config}')
+    model = get_model(cfg, device=args.device)
+    load_image_tower(model, args.checkpoint)
+    res = probe_dataloaders(
+        model, loaders[args.train_split],
+        {args.test_split: loaders[args.test_split]},
+        normalize=args.normalize, val_fraction=args.val_fraction, Cs=args.cs,
+        max_iter=args.max_iter, seed=args.seed, n_threads=args.n_threads)
+    res['top1'] = res['top1'][args.test_split]
+    print(f"{args.train_split}: {res['num_samples']['train']} samples, "
+          f"{args.test_split}: {res['num_samples'][args.test_split]}, "
+          f"{res['feature_dim']}-d features")
     print(f"linear probe top-1: {res['top1']:.2f}%  (C={res['C']:.4g}, "
           f"val top-1 {res['val_top1']:.2f}%)")
     if args.out:
@@ -102,5 +122,18 @@ def main(argv=None) -> dict:
     return res
 
 
+def main(argv=None) -> int:
+    """Probe; an unusable split or checkpoint prints one ``error:`` line
+    and returns 1."""
+    args = parse_args(argv)
+    from mmclip.evaluation import LinearProbeInputError
+    try:
+        run(args)
+    except (LinearProbeInputError, FileNotFoundError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
