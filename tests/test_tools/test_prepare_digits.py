@@ -90,27 +90,23 @@ def test_shifted_copy_of_the_held_out_digits(digits_dir):
     assert [osp.basename(r['filepath']) for r in shifted] == \
         [osp.basename(r['filepath']) for r in val]
     assert all(r['filepath'].startswith('images_shifted/') for r in shifted)
+
     def load(row):
         return LoadImageRGB()(dict(
-            img_path=osp.join(digits_dir, row['filepath'])))['img']
+            img_path=osp.join(digits_dir, row['filepath'])))['img'].astype(
+                np.float32)
 
-    angles = []
     for row, orig in zip(shifted[:20], val[:20]):
         img, ref = load(row), load(orig)
         assert img.shape == ref.shape == (32, 32, 3)
-        # Rotated on white paper: no dark corners, about as much ink.
-        assert img[[0, 0, -1, -1], [0, -1, 0, -1]].min() > 200
-        ink, ref_ink = (255 - img).sum(), (255 - ref).sum()
-        assert 0.8 < ink / ref_ink < 1.2
-        # 20-30 degrees either way: the best-matching rotation back to
-        # the original is within those bounds.
-        pil = Image.fromarray(img)
-        errors = {a: np.abs(np.asarray(pil.rotate(
-            a, resample=Image.BILINEAR, fillcolor=(255, 255, 255)),
-            dtype=float) - ref).mean() for a in range(-35, 36)}
-        angles.append(min(errors, key=errors.get))
-    assert all(18 <= abs(a) <= 32 for a in angles), angles
-    assert {np.sign(a) for a in angles} == {-1, 1}
+        assert (img == img[..., :1]).all()  # still grey
+        img, ref = img[..., 0], ref[..., 0]
+        # Noise of std 64 grey levels: white paper (clipped at 255) gets
+        # darker by E[max(0, -noise)] = 64 / sqrt(2 pi) = 25.5 on average.
+        assert 0.7 < np.mean(img != ref) < 0.95
+        assert -32 < (img - ref)[ref == 255].mean() < -19
+        # The digit is still there.
+        assert np.corrcoef(img.ravel(), ref.ravel())[0, 1] > 0.6
 
 
 def test_several_phrasings_per_digit(digits_dir):

@@ -16,11 +16,11 @@ upscaled RGB PNGs (dark ink on white) with, in ``data/digits``:
   zero-shot evaluation with ``mmclip.datasets.digits.ZERO_SHOT_TEMPLATES``,
   whose phrasings never occur in training captions (so zero-shot accuracy
   measures transfer, not memorised prompts);
-- ``val_shifted.csv`` (``filepath,label``): the same held-out digits,
-  rotated 20-30 degrees (:func:`shift_digit`, images in
-  ``images_shifted/``), to measure how much of its accuracy a model keeps
-  off the training distribution (the robustness that WiSE-FT trades
-  against fine-tuned accuracy);
+- ``val_shifted.csv`` (``filepath,label``): the same held-out digits with
+  pixel noise (:func:`shift_digit`, images in ``images_shifted/``), to
+  measure how much of its accuracy a model keeps off the training
+  distribution (the robustness that WiSE-FT trades against fine-tuned
+  accuracy);
 - ``classnames.txt``: ``zero`` .. ``nine``, one per line;
 - ``meta.json``: the arguments, to skip re-writing identical data: running
   it again with the same arguments does nothing.
@@ -54,12 +54,13 @@ TRAIN_TEMPLATES = (
 )
 
 #: Bumped when the written files change, so old outputs are rewritten
-#: (2: train.csv's label column, the shifted held-out copy).
-FORMAT_VERSION = 2
+#: (2: train.csv's label column and a rotated held-out copy; 3: the copy
+#: has pixel noise instead).
+FORMAT_VERSION = 3
 #: Files that make a complete output folder (``meta.json`` is written last).
 OUTPUT_FILES = ('train.csv', 'val.csv', 'val_shifted.csv', 'classnames.txt')
-#: Rotation of the shifted held-out copy, degrees either way.
-SHIFT_DEGREES = (20, 30)
+#: Standard deviation of the shifted held-out copy's pixel noise.
+SHIFT_NOISE_STD = 64.
 
 
 def train_caption(label: int, template: str) -> str:
@@ -76,29 +77,32 @@ def digit_image(pixels: np.ndarray, size: int, resample: str) -> Image.Image:
 
 
 def shift_digit(img: Image.Image, rng: np.random.RandomState) -> Image.Image:
-    """The distribution shift of ``val_shifted.csv``: the digit rotated by
-    20 to 30 degrees, either way, on white paper.
+    """The distribution shift of ``val_shifted.csv``: grey Gaussian pixel
+    noise of standard deviation :data:`SHIFT_NOISE_STD` (of 255 levels), as
+    from a noisy scanner.
 
-    Training images are all upright. Rotation keeps what makes the class
-    (the strokes, their ink and width, the paper) and moves it to other
-    positions and orientations. Fine-tuning adapts every weight to the
-    upright digits and drops features they did not need (Kumar et al.,
-    "Fine-tuning can distort pretrained features", arXiv 2202.10054); the
-    zero-shot head instead reads the features contrastive pretraining
-    learned to match many phrasings of a caption. So rotation plausibly
-    costs the fine-tuned classifier more of its accuracy than the zero-shot
-    one, the trade-off WiSE-FT's weight averaging addresses.
+    A texture shift, like ImageNet-C's: the digit's shape, size and place
+    are unchanged, and every training image is clean. Fine-tuning adapts
+    every weight to the clean digits and keeps whatever separates them
+    there, fine pixel detail included (Kumar et al., "Fine-tuning can
+    distort pretrained features", arXiv 2202.10054); the zero-shot head
+    reads the features contrastive pretraining learned for matching many
+    phrasings of a caption. So noise plausibly costs the fine-tuned
+    classifier more of its accuracy than the zero-shot one: the trade-off
+    WiSE-FT's weight averaging addresses. (Inverted colours would make
+    every model guess: no training image is light on dark.)
 
     Args:
-        img (PIL.Image.Image): A rendered digit (dark ink on white).
-        rng (np.random.RandomState): Draws angle and direction.
+        img (PIL.Image.Image): A rendered digit (dark ink on white, RGB).
+        rng (np.random.RandomState): Draws the noise.
 
     Returns:
-        PIL.Image.Image: The rotated digit, same size.
+        PIL.Image.Image: The noisy digit, same size, still grey.
     """
-    degrees = rng.uniform(*SHIFT_DEGREES) * rng.choice((-1, 1))
-    return img.rotate(degrees, resample=Image.BILINEAR,
-                      fillcolor=(255, 255, 255))
+    pixels = np.asarray(img, dtype=np.float32)
+    noise = rng.normal(0., SHIFT_NOISE_STD, pixels.shape[:2])[..., None]
+    noisy = np.clip(np.rint(pixels + noise), 0, 255).astype(np.uint8)
+    return Image.fromarray(noisy)
 
 
 def stratified_split(labels: np.ndarray, fraction: float,
