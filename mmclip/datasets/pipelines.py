@@ -3,6 +3,8 @@ datasets and inference (:mod:`mmclip.apis.preprocess`) use.
 
 Training follows OpenAI CLIP / open_clip: a random resized crop covering 90 to
 100 % of the image area, bicubic through Pillow; no flip or colour jitter.
+Large JPEGs are decoded at a reduced scale whose short side is still at least
+twice the crop's (``LoadImageRGB(decode_min_side=...)``).
 Evaluation resizes the short side bicubically and takes the centre crop.
 Captions are checked and tokenized before the image is decoded, so an empty
 caption costs no JPEG decoding. Normalisation is done by the model's data
@@ -13,7 +15,7 @@ The same lists, written out for ``img_size = 224``::
     train_pipeline = [
         dict(type='SampleCaption'),
         dict(type='TokenizeText'),
-        dict(type='LoadImageRGB'),
+        dict(type='LoadImageRGB', decode_min_side=448),
         dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.9, 1.0),
              interpolation='bicubic', backend='pillow'),
         dict(type='PackImageText'),
@@ -60,7 +62,7 @@ def clip_train_pipeline(img_size: int = 224,
     return [
         dict(type='SampleCaption'),
         dict(type='TokenizeText', context_length=context_length),
-        dict(type='LoadImageRGB'),
+        dict(type='LoadImageRGB', decode_min_side=2 * img_size),
         dict(
             type='RandomResizedCrop',
             scale=img_size,

@@ -6,7 +6,8 @@ img_size = 224
 train_pipeline = [
     dict(type='SampleCaption'),
     dict(type='TokenizeText'),
-    dict(type='LoadImageRGB'),
+    # Large JPEGs decode at a reduced DCT scale, still >= 2x the crop side.
+    dict(type='LoadImageRGB', decode_min_side=2 * img_size),
     dict(type='RandomResizedCrop', scale=img_size,
          crop_ratio_range=(0.9, 1.0), interpolation='bicubic',
          backend='pillow'),
@@ -17,6 +18,12 @@ train_dataloader = dict(
     batch_size=batch_size,
     num_workers=8,
     persistent_workers=True,
+    # One (B, 3, H, W) uint8 batch in page-locked memory: the data
+    # preprocessor copies it to the GPU once and normalises it in three
+    # kernels, instead of one copy and three kernels per image (mmengine's
+    # default pseudo_collate keeps a list).
+    collate_fn=dict(type='default_collate'),
+    pin_memory=True,
     sampler=None,  # an IterableDataset: the dataset shards itself
     dataset=dict(
         type='WebDatasetShards',
