@@ -7,6 +7,8 @@
 # dict(stage=2), bf16=dict(enabled=True)) with optim_wrapper type
 # 'DeepSpeedOptimWrapper'.)
 _base_ = './clip_vit-base-p16_8xb512-amp-32e_cc3m.py'
+# FSDP refuses 0-d parameters: the temperature is stored with shape (1, ).
+model = dict(nonscalar_logit_scale=True)
 runner_type = 'FlexibleRunner'
 strategy = dict(
     type='FSDPStrategy',

@@ -44,6 +44,10 @@ class CLIPModel(BaseModel):
             ``dict(type='CLIPBPETokenizer')``.
         logit_scale_init (float): Initial log temperature. Defaults to
             ``ln(1 / 0.07)`` as in the CLIP paper.
+        nonscalar_logit_scale (bool): Store ``logit_scale`` with shape
+            ``(1, )`` instead of ``()``: FSDP refuses 0-d parameters (as
+            open_clip's option of this name). Checkpoints of either shape
+            load into both. Defaults to False (OpenAI's scalar).
         head (dict, optional): Training head that computes the contrastive
             loss from both embeddings. Defaults to None.
         predict_head (dict, optional): Head behind ``mode='predict'``: a
@@ -61,6 +65,7 @@ class CLIPModel(BaseModel):
                  text_encoder: Union[dict, nn.Module],
                  tokenizer: Union[dict, object] = dict(type='CLIPBPETokenizer'),
                  logit_scale_init: float = math.log(1 / 0.07),
+                 nonscalar_logit_scale: bool = False,
                  head: Optional[dict] = None,
                  predict_head: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -70,6 +75,12 @@ class CLIPModel(BaseModel):
         super().__init__(
             data_preprocessor=_build(MODELS, data_preprocessor),
             init_cfg=init_cfg)
+        # A batch in pinned memory (the pretraining dataloaders pin) goes to
+        # the GPU without the host waiting for the copy, and so for the
+        # previous step. mmpretrain's ClsDataPreprocessor takes no argument
+        # for it; its mmengine base reads this attribute.
+        if hasattr(self.data_preprocessor, '_non_blocking'):
+            self.data_preprocessor._non_blocking = True
         self.backbone = _build(MODELS, vision_backbone)
         self.text_encoder = _build(MODELS, text_encoder)
         if self.backbone.out_channels != self.text_encoder.out_channels:
@@ -78,12 +89,23 @@ class CLIPModel(BaseModel):
                 f'from text embedding dim {self.text_encoder.out_channels}; '
                 'set out_channels of both towers to the same value.')
         self.tokenizer = _build(TOKENIZER, tokenizer)
-        self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
+        self.logit_scale = nn.Parameter(
+            torch.full((1, ) if nonscalar_logit_scale else (),
+                       float(logit_scale_init)))
+        self._register_load_state_dict_pre_hook(self._logit_scale_shape_hook)
         self.head = _build(MODELS, head) if head else None
         self.predict_head = (
             _build(MODELS, predict_head) if predict_head else None)
         # text_fingerprint()'s memo: the hash and the tensors' stamp.
         self._text_fingerprint = self._text_stamp = None
+
+    def _logit_scale_shape_hook(self, state_dict, prefix, *args, **kwargs):
+        """A checkpoint's one-element ``logit_scale`` (a scalar from OpenAI
+        or a ``(1, )`` from an FSDP run) takes this model's shape."""
+        key = prefix + 'logit_scale'
+        value = state_dict.get(key)
+        if value is not None and value.numel() == 1:
+            state_dict[key] = value.reshape(self.logit_scale.shape)
 
     @property
     def _dataset_meta(self) -> dict:
