@@ -15,14 +15,16 @@ from .csv_classification import CsvClassificationDataset  # noqa: F401
 from .image_text import ImageTextDataset
 from .pipelines import (build_pipeline, clip_test_pipeline,
                         clip_train_pipeline)
-from .transforms import (LoadImageRGB, PackImageText, SampleCaption,
+from .transforms import (LoadImageRGB, PackImageText,
+                         RandomResizedCropOnDevice, SampleCaption,
                          TokenizeText)
 from .webdataset import WebDatasetShards, list_shards
 
 __all__ = [
     'ImageTextBaseDataset', 'ImageTextDataset', 'CocoCaptionDataset',
     'ClassificationTextDataset', 'WebDatasetShards', 'LoadImageRGB',
-    'SampleCaption', 'TokenizeText', 'PackImageText', 'BadSampleTracker',
+    'RandomResizedCropOnDevice', 'SampleCaption', 'TokenizeText',
+    'PackImageText', 'BadSampleTracker',
     'TooManyBadSamplesError', 'BAD_REASON_KEY', 'mark_bad', 'build_pipeline',
     'clip_train_pipeline', 'clip_test_pipeline', 'list_shards'
 ]

@@ -18,6 +18,8 @@ class PackImageText(PackInputs):
     - ``text_ids`` (LongTensor ``(77, )``, or ``(K, 77)`` in evaluation);
     - ``gt_text_id`` (list of K int) and ``image_id`` (int): global caption
       indices and image index, for retrieval metrics;
+    - ``crop_box`` (top, left, height, width): the crop of a JPEG left
+      encoded by ``RandomResizedCropOnDevice``;
     - ``gt_label`` (via ``PackInputs``), e.g. from
       ``ClassificationTextDataset``.
 
@@ -27,13 +29,14 @@ class PackImageText(PackInputs):
     Args:
         algorithm_keys (Sequence[str]): Data fields copied into the data
             sample. Defaults to ``('text', 'text_ids', 'gt_text_id',
-            'image_id')``.
+            'image_id', 'crop_box')``.
         meta_keys (Sequence[str]): Meta fields. Defaults to
             ``PackInputs.DEFAULT_META_KEYS + ('ori_id', )``.
         input_key (str): Image key. Defaults to ``'img'``.
     """
 
-    DEFAULT_ALGORITHM_KEYS = ('text', 'text_ids', 'gt_text_id', 'image_id')
+    DEFAULT_ALGORITHM_KEYS = ('text', 'text_ids', 'gt_text_id', 'image_id',
+                              'crop_box')
 
     def __init__(self,
                  algorithm_keys: Sequence[str] = DEFAULT_ALGORITHM_KEYS,

@@ -238,6 +238,12 @@ class LoadImageRGB(BaseTransform):
         Returns:
             dict | None: The dict with ``img`` added, None for a bad file.
         """
+        data = self.read_bytes(results)
+        return None if data is None else self.decode(results, data)
+
+    def read_bytes(self, results: dict) -> Optional[bytes]:
+        """The encoded image (popped from ``img_bytes`` or read from
+        ``img_path``); None after marking the sample bad."""
         data = results.pop('img_bytes', None)
         if data is None:
             path = results.get('img_path')
@@ -252,6 +258,11 @@ class LoadImageRGB(BaseTransform):
                                 f'cannot read file: {type(e).__name__}: {e}')
         if not data:
             return mark_bad(results, 'empty file (0 bytes)')
+        return data
+
+    def decode(self, results: dict, data: bytes) -> Optional[dict]:
+        """Decode ``data`` into ``results['img']`` (None after marking the
+        sample bad)."""
         draft = {} if self.decode_min_side is None else dict(
             draft_pixels=0, draft_min_side=self.decode_min_side)
         try:

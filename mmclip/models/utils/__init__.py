@@ -1,8 +1,10 @@
 from .arch import resolve_arch
+from .device_decode import DeviceDecodeDataPreprocessor
 from .text_embedder import TextEmbedder, text_tower_fingerprint
 from .zero_shot import build_zero_shot_classifier
 
 __all__ = [
-    'TextEmbedder', 'build_zero_shot_classifier', 'resolve_arch',
+    'DeviceDecodeDataPreprocessor', 'TextEmbedder',
+    'build_zero_shot_classifier', 'resolve_arch',
     'text_tower_fingerprint'
 ]
