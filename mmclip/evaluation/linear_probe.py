@@ -108,10 +108,13 @@ def load_image_tower(model: nn.Module, checkpoint: str) -> dict:
             f'The image tower of {checkpoint} does not fit the config: '
             f'{detail}. {fix}') from None
     if missing or unexpected:
+        def names(keys):
+            return ', '.join(f'backbone.{k}' for k in keys[:5]) + (
+                f' (+{len(keys) - 5} more)' if len(keys) > 5 else '')
         raise LinearProbeInputError(
             f'The image tower of {checkpoint} does not fit the config: '
-            f'missing backbone.{missing[:5]}, unexpected backbone.'
-            f'{unexpected[:5]}. {fix}')
+            f'missing {names(missing) or "none"}; unexpected '
+            f'{names(unexpected) or "none"}. {fix}')
     return weights['meta']
 
 
