@@ -1,11 +1,13 @@
-"""Synthetic image captions for ``tools/benchmark.py`` (which loads this
-helper by its path: tools are scripts, not a package).
+"""Synthetic captions and photo folders for ``tools/benchmark.py`` and its
+helpers (which load this file by its path: tools are scripts, not a
+package).
 
-Captions are built from small word lists with a seeded RNG, so every run (and
-every machine) gets the same data without downloading a dataset.
+Captions are built from small word lists with a seeded RNG and photos from
+scikit-image's sample images, so every run (and every machine) gets the same
+data without downloading a dataset.
 """
 import random
-from typing import List
+from typing import List, Tuple
 
 _SUBJECTS = [
     'car', 'dog', 'cat', 'bicycle', 'woman', 'man', 'child', 'bird', 'boat',
@@ -88,3 +90,31 @@ def make_benchmark_captions(n: int,
             text = rng.choice(_HARD).format(text)
         captions.append(text)
     return captions
+
+
+def write_photo_folder(folder: str, n: int,
+                       size: Tuple[int, int] = (1024, 768)) -> List[str]:
+    """Write ``n`` JPEGs to ``folder``: scikit-image's photos (astronaut,
+    chelsea, coffee, rocket) resized bicubically to ``size``, quality 90,
+    as a camera or a web crawl gives them.
+
+    Args:
+        folder (str): An existing folder.
+        n (int): Number of files (the four photos in turn).
+        size (tuple[int, int]): ``(width, height)`` in pixels. Defaults to
+            ``(1024, 768)``; ``(1600, 1200)`` is 1.9 megapixels.
+
+    Returns:
+        list[str]: The paths, ``{folder}/00000.jpg`` onwards.
+    """
+    from PIL import Image
+    from skimage import data
+    photos = [
+        Image.fromarray(getattr(data, name)()).resize(size, Image.BICUBIC)
+        for name in ('astronaut', 'chelsea', 'coffee', 'rocket')
+    ]
+    paths = []
+    for i in range(n):
+        paths.append(f'{folder}/{i:05d}.jpg')
+        photos[i % len(photos)].save(paths[-1], quality=90)
+    return paths

@@ -17,17 +17,40 @@ def test_demo_scores_the_real_photo_and_says_weights_are_random(capsys):
     assert '[49406, 320, 1125, 539, 320, 2368, 49407, 0]' in out
 
 
-def test_benchmark_tool_runs_all_rows_side_by_side(capsys):
+def test_benchmark_tool_runs_all_rows_side_by_side(tmp_path):
     bench = load_tool('benchmark.py')
-    table, onnx_table = bench.main(['--quick']).split('\n\n')
-    rows = [line for line in table.splitlines() if line.startswith('| ')][1:]
+    out = tmp_path / 'table.md'
+    text = bench.main(['--quick', '--out', str(out)])
+    assert out.read_text().endswith(text + '\n')  # after the header line
+    table, onnx_table = text.split('\n\n')
+    rows = {r.split(' | ')[0][2:]: r.split(' | ')[1:]
+            for r in table.splitlines()[2:]}
     onnx_row = onnx_table.splitlines()[-1]
     assert onnx_row.startswith('| ONNX Runtime vs PyTorch eager, image encode')
     assert onnx_row.endswith('x |') and '—' not in onnx_row
-    assert [r.split('|')[1].strip() for r in rows] == [
-        'image encode (img/s)', 'text encode (txt/s)',
+    assert list(rows) == [
+        'image encode (img/s)', 'image encode: achieved GFLOP/s',
+        'text encode (txt/s)', 'text encode: achieved GFLOP/s',
         'tokenizer (captions/s)', 'zero-shot classifier build (classes/s)',
         'folder of JPEGs to label probabilities (img/s)',
-        'train step (samples/s)']
-    for row in rows[:2] + rows[4:]:  # every library measured, ratios computed
-        assert row.count('x |') == 2 and '—' not in row
+        'train step (samples/s)', 'train step: achieved GFLOP/s',
+        'train step: peak memory of the step (GiB)',
+        'train step, grad ckpt (samples/s)',
+        'train step, grad ckpt: achieved GFLOP/s',
+        'train step, grad ckpt: peak memory of the step (GiB)',
+        'training input pipeline, 1 worker (samples/s)',
+        'training input pipeline, JPEGs left for the device, 1 worker '
+        '(samples/s)',
+        'JPEG decode + crop + normalise on cpu (img/s)']
+    for name, cells in rows.items():
+        libraries, ratios = cells[:3], cells[3:]
+        if 'GFLOP/s' in name:  # every library's own FLOPs, no ratio
+            assert '—' not in libraries and ratios == ['—', '— |']
+        elif 'GiB' in name:  # CUDA only
+            assert libraries == ['n/a'] * 3
+        elif name.startswith(('image', 'text', 'folder', 'train step')):
+            assert '—' not in cells  # every library measured, ratios too
+        elif 'device' in name or 'decode' in name:  # mmclip only
+            assert '—' not in cells[0] and cells[1:] == ['—'] * 3 + ['— |']
+        else:  # mmclip vs open_clip only
+            assert '—' not in cells[:2] + cells[3:4]
