@@ -46,4 +46,25 @@ class NonFiniteSkipOptimWrapper(NonFiniteSkipMixin, OptimWrapper):
 @OPTIM_WRAPPERS.register_module()
 class NonFiniteSkipAmpOptimWrapper(NonFiniteSkipMixin, AmpOptimWrapper):
     """:class:`~mmengine.optim.AmpOptimWrapper` (bf16/fp16 autocast) that
-    skips non-finite steps."""
+    skips non-finite steps.
+
+    With ``dtype='bfloat16'`` the loss is not scaled: bf16 has float32's
+    exponent range, so gradients do not underflow, and mmengine's
+    ``GradScaler`` would only add a pass over every gradient (unscaling) and
+    a host sync per step (its found-inf check). float16 keeps the dynamic
+    loss scaling it needs.
+    """
+
+    def _scales_loss(self) -> bool:
+        return self.cast_dtype is not torch.bfloat16
+
+    def backward(self, loss: torch.Tensor, **kwargs) -> None:
+        if self._scales_loss():
+            return super().backward(loss, **kwargs)
+        loss.backward(**kwargs)
+        self._inner_count += 1
+
+    def step(self, **kwargs) -> None:
+        if self._scales_loss():
+            return super().step(**kwargs)
+        OptimWrapper.step(self, **kwargs)  # gradient clipping included
