@@ -1,5 +1,6 @@
 """Shared fixtures: tiny tower configs (fast) and the repo root."""
 import os.path as osp
+import uuid
 
 import pytest
 import torch
@@ -62,3 +63,53 @@ def mm_log():
     logger.addHandler(handler)
     yield messages
     logger.removeHandler(handler)
+
+
+class RandomImageTextPairs(torch.utils.data.Dataset):
+    """24 packed samples, the same on every run: a random 32px uint8 image
+    and a 5-token caption each (what ``PackImageText`` gives the model)."""
+
+    def __len__(self):
+        return 24
+
+    def __getitem__(self, i):
+        from mmpretrain.structures import DataSample
+        g = torch.Generator().manual_seed(i)
+        ids = torch.zeros(77, dtype=torch.long)
+        ids[0], ids[1:4], ids[4] = 49406, torch.randint(
+            1, 400, (3, ), generator=g), 49407
+        sample = DataSample()
+        sample.set_field(ids, 'text_ids')
+        return dict(inputs=torch.randint(0, 256, (3, 32, 32), generator=g,
+                                         dtype=torch.uint8),
+                    data_samples=sample)
+
+
+def tiny_training_config(work_dir: str, iters: int, **overrides):
+    """Config of :func:`tiny_clip_config` with CLIP's loss trained by
+    mmengine's ``Runner`` on :class:`RandomImageTextPairs` (4 a batch,
+    stacked, in order), AdamW, seed 0, no checkpoints; ``overrides`` are
+    merged in (e.g. ``compile=...``, ``default_hooks=...``)."""
+    from mmengine.config import Config
+    from mmclip.registry import DATASETS
+    DATASETS.register_module(module=RandomImageTextPairs, force=True)
+    cfg = Config(dict(
+        model=dict(tiny_clip_config(), head=dict(type='CLIPContrastiveHead')),
+        work_dir=work_dir, default_scope='mmclip',
+        train_dataloader=dict(
+            batch_size=4, num_workers=0,
+            collate_fn=dict(type='default_collate'),
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            dataset=dict(type='RandomImageTextPairs')),
+        train_cfg=dict(by_epoch=False, max_iters=iters),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-3)),
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=1),
+            checkpoint=dict(type='CheckpointHook', interval=1000,
+                            by_epoch=False, save_last=False)),
+        randomness=dict(seed=0), log_level='WARNING',
+        # Runners built in the same second would otherwise share one
+        # message hub (mmengine names instances by the timestamp).
+        experiment_name=f'tiny_{uuid.uuid4().hex}'))
+    cfg.merge_from_dict(overrides)
+    return cfg
