@@ -80,7 +80,7 @@ from webdataset.shardlists import expand_urls
 from mmclip.registry import DATASETS
 from .bad_samples import (BAD_REASON_KEY, BadSampleTracker,
                           TooManyBadSamplesError)
-from .base_dataset import build_pipeline
+from .pipelines import build_pipeline
 
 
 def _is_local(url: str) -> bool:
