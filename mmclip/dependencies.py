@@ -1,6 +1,7 @@
 """Which of mmclip's two installs this is.
 
-- The full install (``pip install mmclip``): PyTorch, mmengine, mmcv and
+- The full install (``pip install .`` in the repository, with its
+  requirements): PyTorch, mmengine, mmcv and
   mmpretrain; everything works.
 - The scoring-only install: mmclip without its dependencies plus numpy,
   Pillow, ftfy, regex and onnxruntime. It scores images with models exported
@@ -50,5 +51,6 @@ def torch_required(what: str) -> ImportError:
     return ImportError(
         f'{what} needs PyTorch, which does not import here '
         f'({torch_import_error()}). Install the full stack (`pip install '
-        'mmclip`), or score exported models without it: '
+        '-r requirements/runtime.txt -r requirements/mminstall.txt` in '
+        "mmclip's repository), or score exported models without it: '
         "mmclip.apis.OnnxCLIP('EXPORT_DIR').predict(images, texts).")
