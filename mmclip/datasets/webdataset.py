@@ -45,7 +45,9 @@ reproducible. A worker yields its first sample once its buffer is full.
 pipeline rejects and damaged shards (truncated tar, missing file, failing
 ``pipe:`` command) are skipped, counted, named in the log and limited like in
 the map-style datasets. A damaged shard counts as one bad sample however many
-of its members fail; the samples read before the damage are used.
+of its members fail; the samples read before the damage are used. With
+``resampled=True`` a reader that has drawn every shard since its last sample
+(all damaged or empty) raises instead of drawing forever.
 
 **Evaluation**: mmengine's evaluator needs ``len(dataset)`` and every sample
 exactly once; evaluate on a map-style dataset (``ImageTextDataset``,
@@ -237,6 +239,8 @@ class WebDatasetShards(IterableDataset):
             max_bad_fraction=max_bad_fraction, min_samples=min_samples)
         self._passes = 0  # __iter__ calls in this process, for reseeding
         self._shard_now, self._shard_failed = None, False
+        # resampled: shards drawn since the last sample read, of how many
+        self._unread_shards, self._num_distinct = set(), len(set(self.shards))
 
     @property
     def metainfo(self) -> dict:
@@ -292,6 +296,7 @@ class WebDatasetShards(IterableDataset):
                     f'{readers} samples. Use at least {readers} shards.')
         stages = [*source, self._note_shard,
                   wds.tarfile_to_samples(handler=self._on_read_error),
+                  *([self._note_read] if self.resampled else []),
                   *by_sample]
         if self.shuffle_buffer > 1:
             stages.append(wds.shuffle(self.shuffle_buffer,
@@ -301,10 +306,27 @@ class WebDatasetShards(IterableDataset):
 
     def _note_shard(self, shards: Iterable[dict]) -> Iterator[dict]:
         """Remember the shard being opened, to name it in read errors
-        (webdataset opens the next one only when this one is done)."""
+        (webdataset opens the next one only when this one is done); when
+        resampling, raise once every shard was drawn without a sample.
+        """
         for shard in shards:
+            if self.resampled:
+                if len(self._unread_shards) == self._num_distinct:
+                    raise RuntimeError(
+                        f'WebDatasetShards: all {self._num_distinct} shards '
+                        'were drawn (resampled=True) and none gave a sample: '
+                        f'all damaged or empty, e.g. {self.shards[:3]} (see '
+                        'the bad-sample warnings). Fix the shards pattern or '
+                        'replace the broken shards.')
+                self._unread_shards.add(shard['url'])
             self._shard_now, self._shard_failed = shard['url'], False
             yield shard
+
+    def _note_read(self, samples: Iterable[dict]) -> Iterator[dict]:
+        """A sample read: the shards drawn so far were not all broken."""
+        for sample in samples:
+            self._unread_shards.clear()
+            yield sample
 
     def _on_read_error(self, exn: Exception) -> bool:
         """webdataset's ``handler``: count a damaged shard once, go on."""
@@ -369,6 +391,7 @@ class WebDatasetShards(IterableDataset):
         _, _, worker_id, num_workers = wds.utils.pytorch_worker_info()
         info = get_worker_info()
         self._passes += 1
+        self._unread_shards.clear()
         rng = random.Random(f'{self.seed}-{rank}-{worker_id}-'
                             f'{info.seed if info else 0}-{self._passes}')
         quota = None if self.num_samples is None else \

@@ -218,6 +218,31 @@ def test_resampled_shards(tmp_path):
         build(str(tmp_path), resampled=True)
 
 
+def test_resampled_broken_shards_raise_instead_of_looping(tmp_path):
+    """Every shard damaged or empty: a resampling worker drew them forever.
+    The DataLoader's timeout makes a regression fail instead of hang."""
+    log = logger_to(tmp_path, f'wds-{tmp_path.name}')
+    garbage, empty = tmp_path / 'garbage.tar', tmp_path / 'empty.tar'
+    garbage.write_bytes(b'not a tar file ' * 100)
+    tarfile.open(empty, 'w').close()  # a valid tar without members
+    ds = build(str(tmp_path), shards=[str(garbage), str(empty)],
+               resampled=True, num_samples=4, batch_size=2,
+               max_bad_fraction=None)
+    loader = DataLoader(ds, batch_size=2, num_workers=1, timeout=20,
+                        collate_fn=pseudo_collate)
+    with pytest.raises(RuntimeError,
+                       match=r'all 2 shards were drawn \(resampled=True\) '
+                       r'and none gave a sample: .*garbage\.tar'):
+        list(loader)
+    assert 'garbage.tar (damaged tar' in read_log(log)  # counted, named
+    # one readable shard among broken ones is enough
+    good = make_shards(str(tmp_path), 1)[0]
+    ds = build(str(tmp_path), shards=[str(garbage), str(empty), good],
+               resampled=True, num_samples=20, batch_size=2,
+               max_bad_fraction=None, rank=0, world_size=1, shuffle_buffer=4)
+    assert len(keys_of(ds)) == 20
+
+
 def test_bad_members_and_damaged_shards(tmp_path):
     log = logger_to(tmp_path, f'wds-{tmp_path.name}')
     extra = [('nocap', {'jpg': encode(rgb_image(), 'JPEG')}),
