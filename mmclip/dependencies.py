@@ -52,5 +52,5 @@ def torch_required(what: str) -> ImportError:
         f'{what} needs PyTorch, which does not import here '
         f'({torch_import_error()}). Install the full stack (`pip install '
         '-r requirements/runtime.txt -r requirements/mminstall.txt` in '
-        "mmclip's repository), or score exported models without it: '
+        "mmclip's repository), or score exported models without it: "
         "mmclip.apis.OnnxCLIP('EXPORT_DIR').predict(images, texts).")
