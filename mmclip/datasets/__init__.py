@@ -18,7 +18,8 @@ from .pipelines import (build_pipeline, clip_test_pipeline,
 from .transforms import (LoadImageRGB, PackImageText,
                          RandomResizedCropOnDevice, SampleCaption,
                          TokenizeText)
-from .webdataset import WebDatasetShards, list_shards
+from .shard_list import list_shards
+from .webdataset import WebDatasetShards
 
 __all__ = [
     'ImageTextBaseDataset', 'ImageTextDataset', 'CocoCaptionDataset',

@@ -64,74 +64,22 @@ exactly once; evaluate on a map-style dataset (``ImageTextDataset``,
                      num_samples=2_800_000, batch_size=256,
                      pipeline=train_pipeline))
 """
-import glob
 import json
-import os.path as osp
 import random
 from functools import partial
 from itertools import islice
-from typing import Iterable, Iterator, List, Optional, Sequence, Union
-from urllib.parse import urlparse
+from typing import Iterable, Iterator, Optional, Sequence, Union
 
 import webdataset as wds
 from mmengine.dist import get_dist_info
 from mmengine.logging import MMLogger
 from torch.utils.data import IterableDataset, get_worker_info
-from webdataset.shardlists import expand_urls
 
 from mmclip.registry import DATASETS
 from .bad_samples import (BAD_REASON_KEY, BadSampleTracker,
                           TooManyBadSamplesError)
 from .pipelines import build_pipeline
-
-
-def _is_local(url: str) -> bool:
-    """Whether ``gopen`` reads ``url`` as a plain local path."""
-    return urlparse(url).scheme == ''
-
-
-def list_shards(shards: Union[str, Sequence[str]],
-                check_exists: bool = True) -> List[str]:
-    """Resolve a shard specification into the list webdataset opens.
-
-    Args:
-        shards (str | Sequence[str]): One pattern or a list of them. A
-            pattern may join several with ``::``, use brace expansion
-            (``data/{00000..00099}.tar``, webdataset's ``expand_urls``, which
-            also substitutes ``${NAME}`` from the ``WDS_NAME`` environment
-            variable), and, for local paths, globs (``data/*.tar``, sorted)
-            and ``~``. ``pipe:`` commands and URLs pass through unchanged.
-        check_exists (bool): Fail if a local shard is missing. Defaults to
-            True.
-
-    Returns:
-        List[str]: Shards in the order given.
-    """
-    patterns = [shards] if isinstance(shards, str) else list(shards)
-    urls: List[str] = []
-    for url in (u for p in patterns for u in expand_urls(str(p))):
-        if not _is_local(url):
-            urls.append(url)
-            continue
-        path = osp.expanduser(url)
-        if any(c in path for c in '*?['):
-            found = sorted(glob.glob(path))
-            if not found:
-                raise FileNotFoundError(
-                    f'Shard pattern {path!r} matches no file.')
-            urls += found
-        else:
-            urls.append(path)
-    if not urls:
-        raise ValueError(f'No shards in {shards!r}.')
-    if check_exists:
-        missing = [u for u in urls if _is_local(u) and not osp.isfile(u)]
-        if missing:
-            raise FileNotFoundError(
-                f'{len(missing)} of {len(urls)} shards do not exist, e.g. '
-                f'{missing[:3]}; check the shards pattern and the working '
-                'directory.')
-    return urls
+from .shard_list import list_shards
 
 
 class _EvaluationSampleError(RuntimeError):
@@ -160,9 +108,9 @@ class WebDatasetShards(IterableDataset):
 
     Args:
         shards (str | Sequence[str]): Shard pattern(s), see
-            :func:`list_shards`: brace expansion ``'data/{00000..00099}.tar'``,
-            ``::``-joined patterns, local globs, ``pipe:`` commands, URLs or a
-            list of these.
+            :func:`~mmclip.datasets.list_shards`: brace expansion
+            ``'data/{00000..00099}.tar'``, ``::``-joined patterns, local
+            globs, ``pipe:`` commands, URLs or a list of these.
         pipeline (Sequence[dict]): Transforms. Defaults to ().
         num_samples (int, optional): Samples per epoch over all ranks; None
             reads every shard once per epoch and gives no ``len()``.
