@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from mmengine.logging import MMLogger
 
-from mmclip.models.utils import build_zero_shot_classifier
+# model_classes is public API here too (mmclip.apis.model_classes)
+from mmclip.models.utils import build_zero_shot_classifier, model_classes
 from .preprocess import ImageLike, build_eval_transform, collate_images
 
 Images = Union[ImageLike, Sequence[ImageLike]]
@@ -162,21 +163,6 @@ def _eval_mode(model):
             yield
     finally:
         model.train(was_training)
-
-
-def model_classes(model) -> Optional[List[str]]:
-    """The class names behind a model's predictions without ``texts``.
-
-    The ``classes`` of the model's dataset meta: for a :class:`CLIPModel`
-    its zero-shot head's class names (see ``CLIPModel._dataset_meta``), for
-    an mmpretrain classifier those of its checkpoint or test dataset. None
-    when the model names no classes.
-    """
-    for attr in ('_dataset_meta', 'dataset_meta'):
-        meta = getattr(model, attr, None)
-        if isinstance(meta, dict) and meta.get('classes'):
-            return list(meta['classes'])
-    return None
 
 
 def _config_name(model) -> str:

@@ -7,6 +7,7 @@ import numpy as np
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from mmclip.models.utils import model_classes
 from mmclip.registry import HOOKS
 
 
@@ -18,7 +19,7 @@ class ShowPredictionsHook(Hook):
     ``{sample_idx:06d}_{file stem}.png``.
 
     Class names are the model's (a zero-shot head's, see
-    :func:`mmclip.apis.model_classes`), else the test dataset's
+    :func:`mmclip.models.utils.model_classes`), else the test dataset's
     ``classes``, else the class indices.
 
     Example::
@@ -44,7 +45,6 @@ class ShowPredictionsHook(Hook):
         self.written: List[str] = []
 
     def _classnames(self, model, runner) -> Optional[Sequence[str]]:
-        from mmclip.apis.inference import model_classes
         return model_classes(model) or (
             runner.test_dataloader.dataset.metainfo.get('classes'))
 

@@ -1,10 +1,11 @@
 from .arch import resolve_arch
+from .class_names import model_classes
 from .device_decode import DeviceDecodeDataPreprocessor
 from .text_embedder import TextEmbedder, text_tower_fingerprint
 from .zero_shot import build_zero_shot_classifier
 
 __all__ = [
     'DeviceDecodeDataPreprocessor', 'TextEmbedder',
-    'build_zero_shot_classifier', 'resolve_arch',
+    'build_zero_shot_classifier', 'model_classes', 'resolve_arch',
     'text_tower_fingerprint'
 ]

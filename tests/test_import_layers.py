@@ -1,0 +1,42 @@
+"""The library's rooms import downwards only: the runtime pieces below
+``mmclip.apis`` (hooks, datasets, metrics, the ONNX export) do not reach up
+into it, so ``apis`` can build on them without import cycles or lazy
+imports that hide the dependency."""
+import ast
+import glob
+import os.path as osp
+
+import pytest
+
+from conftest import REPO_ROOT
+
+#: Packages that must not import ``mmclip.apis`` (at any depth, lazily
+#: inside functions included).
+BELOW_APIS = ('datasets', 'engine', 'evaluation')
+
+
+def imported_modules(path: str):
+    """Absolute names of every module ``path`` imports, relative imports
+    resolved against its package."""
+    package = osp.relpath(osp.dirname(path), REPO_ROOT).split(osp.sep)
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level \
+                else []
+            module = '.'.join(base + ([node.module] if node.module else []))
+            yield module
+            yield from (f'{module}.{alias.name}' for alias in node.names)
+
+
+@pytest.mark.parametrize('room', BELOW_APIS)
+def test_room_does_not_import_apis(room):
+    files = glob.glob(osp.join(REPO_ROOT, 'mmclip', room, '**', '*.py'),
+                      recursive=True)
+    assert files
+    upward = sorted(
+        f'{osp.relpath(path, REPO_ROOT)} imports {name}' for path in files
+        for name in set(imported_modules(path))
+        if name == 'mmclip.apis' or name.startswith('mmclip.apis.'))
+    assert not upward, upward
