@@ -9,8 +9,9 @@
 #       --launcher pytorch
 # The training images get the evaluation preprocessing (no augmentation), so
 # every epoch sees the same feature per image: they can be computed once,
-# e.g. mmclip.evaluation.extract_features(model, loader, normalize=True,
-# feature_fn=lambda x: model.extract_feat(x)[-1]) gives the head's inputs,
+# e.g. mmclip.evaluation.extract_labelled_features(model, loader,
+# normalize=True, feature_fn=lambda x: model.extract_feat(x)[-1]) gives the
+# head's inputs,
 # and the head fitted on them (tools/analysis_tools/linear_probe.py fits the
 # CLIP paper's logistic regression on extracted features).
 # Target: about 80 top-1, the CLIP paper's linear probe of ViT-B/16 (Table

@@ -13,12 +13,12 @@ train + validation and scored on the test split.
 
 Features: the paper used, for CLIP-ViT, the pooled feature *before* the
 projection to the embedding space, unnormalised; OpenAI's README example
-uses ``encode_image`` (projected), unnormalised. :func:`extract_features`
-defaults to the image tower's output, the projected embedding (a
-``CLIPModel``'s ``encode_image``, an ``ImageClassifier``'s ``extract_feat``)
-without normalisation; ``normalize=True`` gives the cosine-space features,
-and a ``feature_fn`` (e.g. a backbone built with ``out_type='pooled'``)
-gives the paper's.
+uses ``encode_image`` (projected), unnormalised.
+:func:`extract_labelled_features` defaults to the image tower's output, the
+projected embedding (a ``CLIPModel``'s ``encode_image``, an
+``ImageClassifier``'s ``extract_feat``) without normalisation;
+``normalize=True`` gives the cosine-space features, and a ``feature_fn``
+(e.g. a backbone built with ``out_type='pooled'``) gives the paper's.
 """
 import copy
 import warnings
@@ -139,11 +139,11 @@ def image_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def extract_features(model,
-                     dataloader,
-                     normalize: bool = False,
-                     feature_fn: Optional[Callable] = None
-                     ) -> Tuple[np.ndarray, np.ndarray]:
+def extract_labelled_features(model,
+                              dataloader,
+                              normalize: bool = False,
+                              feature_fn: Optional[Callable] = None
+                              ) -> Tuple[np.ndarray, np.ndarray]:
     """Frozen image features and labels of a classification dataloader.
 
     Args:
@@ -185,7 +185,7 @@ def extract_features(model,
     finally:
         model.train(was_training)
     if not feats:
-        raise ValueError('extract_features got an empty dataloader.')
+        raise ValueError('extract_labelled_features got an empty dataloader.')
     return np.concatenate(feats), np.asarray(labels, dtype=np.int64)
 
 
@@ -350,7 +350,7 @@ def probe_dataloaders(model: nn.Module,
 
     Args:
         model (CLIPModel | ImageClassifier): The frozen model (see
-            :func:`extract_features`).
+            :func:`extract_labelled_features`).
         train_loader (Iterable[dict]): The labelled split to fit on; ``C``
             is chosen on a held-out part of it (see :func:`linear_probe`).
         test_loaders (dict[str, Iterable[dict]]): Name -> labelled split to
@@ -366,9 +366,10 @@ def probe_dataloaders(model: nn.Module,
     """
     if not test_loaders:
         raise ValueError('probe_dataloaders needs at least one test split.')
-    train = extract_features(model, train_loader, normalize=normalize)
+    train = extract_labelled_features(model, train_loader,
+                                      normalize=normalize)
     tests = {
-        name: extract_features(model, loader, normalize=normalize)
+        name: extract_labelled_features(model, loader, normalize=normalize)
         for name, loader in test_loaders.items()
     }
     first = next(iter(tests))

@@ -14,9 +14,10 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+import mmclip.evaluation
 from mmclip.evaluation import (LinearProbeInputError, LinearProbeMetric,
-                               image_features, linear_probe,
-                               load_image_tower)
+                               extract_labelled_features, image_features,
+                               linear_probe, load_image_tower)
 from mmclip.registry import METRICS
 
 from conftest import REPO_ROOT, TINY_VISION, load_tool
@@ -233,6 +234,33 @@ def test_any_checkpoint_with_the_image_tower_serves(tmp_path, tiny_clip_cfg):
     with pytest.raises(LinearProbeInputError, match='missing backbone.proj; '
                        'unexpected backbone.extra'):
         load_image_tower(clip, path)
+
+
+def test_extract_labelled_features(tiny_clip_cfg):
+    """A labelled loader's features and labels, under a name of its own:
+    ``mmclip.apis.extract_features`` is the user-facing embedding call."""
+    from mmpretrain.structures import DataSample
+
+    from mmclip.registry import MODELS
+    assert not hasattr(mmclip.evaluation, 'extract_features')
+    with DefaultScope.overwrite_default_scope('mmclip'):
+        clip = MODELS.build(tiny_clip_cfg)
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    loader = [
+        dict(inputs=list(images[:2]),
+             data_samples=[DataSample().set_gt_label(2),
+                           DataSample().set_gt_label(0)]),
+        dict(inputs=list(images[2:]),
+             data_samples=[DataSample().set_gt_label(1)])]
+    feats, labels = extract_labelled_features(clip, loader, normalize=True)
+    assert labels.tolist() == [2, 0, 1] and labels.dtype == np.int64
+    with torch.no_grad():
+        direct = clip.encode_image(clip.data_preprocessor(
+            dict(inputs=list(images)), False)['inputs'], normalize=True)
+    np.testing.assert_allclose(feats, direct.numpy(), atol=1e-5)
+    with pytest.raises(LinearProbeInputError, match='no class label'):
+        extract_labelled_features(clip, [dict(
+            inputs=list(images[:1]), data_samples=[DataSample()])])
 
 
 @pytest.mark.parametrize('name', [
