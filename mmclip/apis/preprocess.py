@@ -1,6 +1,6 @@
 """Turning user images into the tensors a model's config expects."""
 import os
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, List, Sequence, Union
 
 import numpy as np
 import torch
@@ -86,19 +86,6 @@ def load_image(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return image
 
 
-def _config_test_pipeline(cfg) -> Optional[List[dict]]:
-    """A config's evaluation pipeline: ``test_pipeline``, else the test
-    dataloader's; None when the config has neither."""
-    if cfg is None:
-        return None
-    if cfg.get('test_pipeline'):
-        return list(cfg.test_pipeline)
-    try:
-        return list(cfg.test_dataloader.dataset.pipeline)
-    except AttributeError:
-        return None
-
-
 def build_eval_transform(model: torch.nn.Module
                          ) -> Callable[[ImageLike], dict]:
     """The per-image half of :func:`preprocess_images`: a function that
@@ -115,12 +102,13 @@ def build_eval_transform(model: torch.nn.Module
         tensor in the channel order the data preprocessor expects) and
         ``data_samples``, ready for :func:`collate_images`.
     """
-    from mmclip.datasets.pipelines import build_pipeline, clip_test_pipeline
+    from mmclip.datasets.pipelines import (build_pipeline, clip_test_pipeline,
+                                           config_test_pipeline)
     cfg = getattr(model, 'cfg', None) or getattr(model, '_config', None)
     # Without a config: OpenAI's evaluation preprocessing at the image
     # tower's resolution.
     pipeline = build_pipeline(
-        _config_test_pipeline(cfg)
+        config_test_pipeline(cfg)
         or clip_test_pipeline(model.backbone.img_size),
         images_only=True, decoded=True)
 

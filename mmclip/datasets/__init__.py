@@ -14,7 +14,7 @@ from .coco_caption import CocoCaptionDataset
 from .csv_classification import CsvClassificationDataset  # noqa: F401
 from .image_text import ImageTextDataset
 from .pipelines import (build_pipeline, clip_test_pipeline,
-                        clip_train_pipeline)
+                        clip_train_pipeline, config_test_pipeline)
 from .transforms import (LoadImageRGB, PackImageText,
                          RandomResizedCropOnDevice, SampleCaption,
                          TokenizeText)
@@ -27,5 +27,6 @@ __all__ = [
     'RandomResizedCropOnDevice', 'SampleCaption', 'TokenizeText',
     'PackImageText', 'BadSampleTracker',
     'TooManyBadSamplesError', 'BAD_REASON_KEY', 'mark_bad', 'build_pipeline',
-    'clip_train_pipeline', 'clip_test_pipeline', 'list_shards'
+    'clip_train_pipeline', 'clip_test_pipeline', 'config_test_pipeline',
+    'list_shards'
 ]

@@ -29,7 +29,7 @@ The same lists, written out for ``img_size = 224``::
         dict(type='PackImageText'),
     ]
 """
-from typing import Callable, List, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
@@ -101,6 +101,28 @@ def clip_test_pipeline(img_size: int = 224,
         dict(type='CenterCrop', crop_size=img_size),
         dict(type='PackImageText'),
     ]
+
+
+def config_test_pipeline(cfg) -> Optional[List[dict]]:
+    """A config's evaluation pipeline, as transform configs.
+
+    Args:
+        cfg (Config, optional): A full config, e.g. the ``cfg`` of a model
+            from :func:`mmclip.apis.get_model`.
+
+    Returns:
+        list[dict] | None: ``cfg.test_pipeline`` if set, else the test
+        dataloader's dataset pipeline; None when ``cfg`` is None or has
+        neither.
+    """
+    if cfg is None:
+        return None
+    if cfg.get('test_pipeline'):
+        return list(cfg.test_pipeline)
+    try:
+        return list(cfg.test_dataloader.dataset.pipeline)
+    except AttributeError:
+        return None
 
 
 def build_pipeline(pipeline: Sequence[Union[dict, Callable]],

@@ -93,14 +93,14 @@ def image_preprocessing(model: nn.Module) -> dict:
         dict: ``size``, ``resize_short``, ``crop_size``, ``interpolation``
         (a Pillow filter name), ``mean``, ``std`` (RGB, 0-1 range).
     """
-    from mmclip.apis.preprocess import _config_test_pipeline
     from mmclip.datasets.pipelines import (LOADING_TRANSFORMS,
                                            TEXT_TRANSFORMS,
-                                           clip_test_pipeline)
+                                           clip_test_pipeline,
+                                           config_test_pipeline)
     size = model.backbone.img_size
     cfg = getattr(model, 'cfg', None) or getattr(model, '_config', None)
     steps = [
-        dict(step) for step in (_config_test_pipeline(cfg)
+        dict(step) for step in (config_test_pipeline(cfg)
                                 or clip_test_pipeline(size))
         if step.get('type') not in LOADING_TRANSFORMS + TEXT_TRANSFORMS +
         _PACKING

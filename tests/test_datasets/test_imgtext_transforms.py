@@ -8,7 +8,8 @@ from PIL import Image
 
 from mmclip.datasets import (BAD_REASON_KEY, LoadImageRGB, PackImageText,
                              SampleCaption, TokenizeText, build_pipeline,
-                             clip_test_pipeline, clip_train_pipeline)
+                             clip_test_pipeline, clip_train_pipeline,
+                             config_test_pipeline)
 from mmclip.registry import TRANSFORMS
 
 
@@ -143,6 +144,19 @@ def test_default_pipelines(tmp_path):
     # An empty caption is rejected before the image is decoded.
     results = dict(img_path=str(path), text='')
     assert train(results) is None and 'img' not in results
+
+
+def test_config_test_pipeline():
+    """``test_pipeline`` first, else the test dataloader's; else None."""
+    from mmengine.config import Config
+    own, loader = clip_test_pipeline(32), clip_test_pipeline(16)
+    both = Config(dict(test_pipeline=own, test_dataloader=dict(
+        dataset=dict(type='ImageTextDataset', pipeline=loader))))
+    assert config_test_pipeline(both) == own
+    both.test_pipeline = []
+    assert config_test_pipeline(both) == loader
+    assert config_test_pipeline(Config(dict(model=dict()))) is None
+    assert config_test_pipeline(None) is None
 
 
 def test_pipeline_builds_under_foreign_default_scope(tmp_path):
