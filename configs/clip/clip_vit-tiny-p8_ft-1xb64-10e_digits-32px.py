@@ -2,8 +2,10 @@
 # in about a minute on 2 CPU cores: the head starts as the CLIP's zero-shot
 # classifier (class names x the zero-shot templates, its learned
 # temperature), then everything trains with the FT-CLIP recipe scaled down
-# (AdamW, layer decay 0.75 over 4 blocks, 10 epochs, label smoothing 0.1).
+# (AdamW, layer decay 0.75 over 4 blocks, 10 epochs, label smoothing 0.1;
+# lr 1e-4: FT-CLIP's 6e-4 at batch 2048, square-root scaled to batch 64).
 # No EMA: 220 steps at FT-CLIP's decay would average mostly the start.
+# Seeded, like the pretraining: the digits table is one run's.
 #   python tools/dataset_converters/prepare_digits.py data/digits
 #   python tools/train.py \
 #       configs/clip/clip_vit-tiny-p8_1xb32-24e_digits-32px.py
@@ -14,7 +16,10 @@
 #       work_dirs/clip_vit-tiny-p8_ft-1xb64-10e_digits-32px/epoch_10.pth
 # Target: above the zero-shot accuracy of the same CLIP on the held-out
 # digits (clip_vit-tiny-p8_zeroshot-cls_digits-32px.py), which the first
-# step reproduces.
+# step reproduces. The digits are nearly saturated (zero-shot 97.8 % of 359
+# digits), so the gain is a digit or two and depends on the seed: over seeds
+# 0-3 the fine-tune scored 98.1, 98.1, 97.8, 98.1 (lr 1e-3 before: 97.5,
+# 98.1, 98.1, 98.6) and WiSE-FT alpha=0.5 98.1-98.6, above zero-shot in all.
 _base_ = ['./clip_vit-tiny-p8_zeroshot-cls_digits-32px.py']
 model = dict(
     _delete_=True,
@@ -70,7 +75,7 @@ max_epochs = 10
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',  # CPU, fp32 (see the pretraining config)
-    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999),
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
                    weight_decay=0.05),
     constructor='LearningRateDecayOptimWrapperConstructor',
     paramwise_cfg=dict(
@@ -96,3 +101,4 @@ default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=5, max_keep_ckpts=1))
 custom_hooks = [dict(type='PlainCheckpointHook')]
+randomness = dict(seed=0)
