@@ -1,0 +1,92 @@
+"""The README and the guides in ``docs/`` run as written: every
+``python tools/...`` command of their ``bash`` blocks parses with the tool's
+own argument parser, every config, tool and guide they name exists, and
+every ``python`` block is valid Python. (``docs/training.md``'s launcher
+commands are followed further, into torchrun and srun, by
+``tests/test_tools/test_launch.py``.)"""
+import ast
+import glob
+import os.path as osp
+import re
+import shlex
+import textwrap
+
+import pytest
+
+from conftest import REPO_ROOT, load_tool
+
+PAGES = sorted([osp.join(REPO_ROOT, 'README.md')] +
+               glob.glob(osp.join(REPO_ROOT, 'docs', '*.md')))
+GUIDES = ('getting_started', 'training', 'evaluation', 'inference',
+          'converting_weights', 'fine_tuning', 'benchmarks', 'deployment')
+
+
+def blocks(page: str, language: str):
+    with open(page) as f:
+        # Blocks inside list items are indented with their item.
+        return [textwrap.dedent(block) for block in re.findall(
+            rf'```{language}\n(.*?)```', f.read(), re.S)]
+
+
+def commands(page: str):
+    """Shell commands of a page, continuation lines joined, as word lists
+    without comments and leading ``VAR=value`` assignments."""
+    found = []
+    for block in blocks(page, 'bash'):
+        for line in block.replace('\\\n', ' ').splitlines():
+            words = shlex.split(line, comments=True)
+            while words and re.match(r'^[A-Z_]+=', words[0]):
+                words.pop(0)
+            if words:
+                found.append(words)
+    return found
+
+
+def page_id(page):
+    return osp.relpath(page, REPO_ROOT)
+
+
+def test_every_guide_exists_and_the_readme_links_it():
+    with open(osp.join(REPO_ROOT, 'README.md')) as f:
+        readme = f.read()
+    for guide in GUIDES:
+        path = f'docs/{guide}.md'
+        assert osp.isfile(osp.join(REPO_ROOT, path)), path
+        assert f']({path})' in readme, f'README.md does not link {path}'
+
+
+@pytest.mark.parametrize('page', PAGES, ids=page_id)
+def test_tool_commands_parse(page, monkeypatch):
+    # tools/train.py and tools/test.py export LOCAL_RANK for mmengine.
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    for words in commands(page):
+        for word in words:
+            if re.match(r'^(configs|tools)/\S+\.(py|sh)$', word):
+                assert osp.isfile(osp.join(REPO_ROOT, word)), \
+                    f'{page_id(page)} names a missing {word}'
+        if words[0] != 'python' or not words[1].startswith('tools/'):
+            continue
+        tool = load_tool(osp.relpath(words[1], 'tools'))
+        try:
+            tool.parse_args(words[2:])
+        except SystemExit as exit:
+            raise AssertionError(
+                f'{page_id(page)}: {shlex.join(words)!r} does not parse '
+                f'(exit {exit.code})') from None
+
+
+@pytest.mark.parametrize('page', PAGES, ids=page_id)
+def test_python_blocks_are_valid_python(page):
+    for block in blocks(page, 'python'):
+        ast.parse(block)
+
+
+@pytest.mark.parametrize('page', PAGES, ids=page_id)
+def test_links_to_repository_files_resolve(page):
+    with open(page) as f:
+        text = f.read()
+    for target in re.findall(r'\]\(([^)#\s]+)\)', text):
+        if re.match(r'^[a-z]+://', target):
+            continue
+        path = osp.normpath(osp.join(osp.dirname(page), target))
+        assert osp.exists(path), f'{page_id(page)} links a missing {target}'
