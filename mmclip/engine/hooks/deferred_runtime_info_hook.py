@@ -35,6 +35,22 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
         super().__init__()
         self.max_pending = max_pending
         self._pending: List[List[Tuple[str, object]]] = []
+        # Set in before_train from the runner's hooks: the intervals at
+        # which a LoggerHook logs and an iteration-based CheckpointHook
+        # saves (both read the message hub).
+        self._log_intervals: List[int] = []
+        self._save_intervals: List[int] = []
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        self._log_intervals = [
+            hook.interval for hook in runner.hooks
+            if isinstance(hook, LoggerHook)
+        ]
+        self._save_intervals = [
+            hook.interval for hook in runner.hooks
+            if isinstance(hook, CheckpointHook) and not hook.by_epoch
+        ]
 
     def after_train_iter(self,
                          runner,
@@ -60,15 +76,11 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
                 or self.is_last_train_iter(runner)
                 or self.end_of_epoch(runner.train_dataloader, batch_idx)):
             return True
-        for hook in runner.hooks:
-            if isinstance(hook, LoggerHook) and (
-                    self.every_n_inner_iters(batch_idx, hook.interval)
-                    or self.every_n_train_iters(runner, hook.interval)):
-                return True
-            if (isinstance(hook, CheckpointHook) and not hook.by_epoch
-                    and self.every_n_train_iters(runner, hook.interval)):
-                return True
-        return False
+        return (any(self.every_n_inner_iters(batch_idx, n)
+                    or self.every_n_train_iters(runner, n)
+                    for n in self._log_intervals)
+                or any(self.every_n_train_iters(runner, n)
+                       for n in self._save_intervals))
 
     def flush(self, runner) -> None:
         """Copy every pending tensor to the host at once and update the
