@@ -34,6 +34,16 @@ def tiny_clip_config() -> dict:
         tokenizer=dict(type='CLIPBPETokenizer'))
 
 
+def markdown_blocks(page: str, language: str) -> list:
+    """The ``language`` fenced code blocks of a markdown file, dedented
+    (blocks inside list items are indented with their item)."""
+    import re
+    import textwrap
+    with open(page) as f:
+        return [textwrap.dedent(block) for block in re.findall(
+            rf'```{language}\n(.*?)```', f.read(), re.S)]
+
+
 def load_tool(relpath: str):
     """Import a script under ``tools/`` as a module (tools are not a package)."""
     import importlib.util

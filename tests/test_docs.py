@@ -9,11 +9,10 @@ import glob
 import os.path as osp
 import re
 import shlex
-import textwrap
 
 import pytest
 
-from conftest import REPO_ROOT, load_tool
+from conftest import REPO_ROOT, load_tool, markdown_blocks
 
 PAGES = sorted([osp.join(REPO_ROOT, 'README.md')] +
                glob.glob(osp.join(REPO_ROOT, 'docs', '*.md')))
@@ -21,18 +20,11 @@ GUIDES = ('getting_started', 'training', 'evaluation', 'inference',
           'converting_weights', 'fine_tuning', 'benchmarks', 'deployment')
 
 
-def blocks(page: str, language: str):
-    with open(page) as f:
-        # Blocks inside list items are indented with their item.
-        return [textwrap.dedent(block) for block in re.findall(
-            rf'```{language}\n(.*?)```', f.read(), re.S)]
-
-
 def commands(page: str):
     """Shell commands of a page, continuation lines joined, as word lists
     without comments and leading ``VAR=value`` assignments."""
     found = []
-    for block in blocks(page, 'bash'):
+    for block in markdown_blocks(page, 'bash'):
         for line in block.replace('\\\n', ' ').splitlines():
             words = shlex.split(line, comments=True)
             while words and re.match(r'^[A-Z_]+=', words[0]):
@@ -77,7 +69,7 @@ def test_tool_commands_parse(page, monkeypatch):
 
 @pytest.mark.parametrize('page', PAGES, ids=page_id)
 def test_python_blocks_are_valid_python(page):
-    for block in blocks(page, 'python'):
+    for block in markdown_blocks(page, 'python'):
         ast.parse(block)
 
 

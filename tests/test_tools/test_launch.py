@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
-from conftest import REPO_ROOT, load_tool
+from conftest import REPO_ROOT, load_tool, markdown_blocks
 from tiny_digits import TRAIN_CONFIG, digits_train_config, write_tiny_digits
 
 GUIDE = osp.join(REPO_ROOT, 'docs', 'training.md')
@@ -43,9 +43,8 @@ def test_tool(monkeypatch):
 # ---------------------------------------------------------------- the guide
 def guide_commands():
     """Command lines of the guide's ``bash`` blocks, comments left out."""
-    with open(GUIDE) as f:
-        blocks = re.findall(r'```bash\n(.*?)```', f.read(), re.S)
-    return [line for block in blocks for line in block.splitlines()
+    return [line for block in markdown_blocks(GUIDE, 'bash')
+            for line in block.splitlines()
             if line.strip() and not line.lstrip().startswith('#')]
 
 
