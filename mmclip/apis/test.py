@@ -102,21 +102,17 @@ def test(cfg: Config, show_dir: Optional[str] = None,
         MissingFileError: The test data is missing.
         ConfigError: The launcher cannot run here.
     """
-    import mmclip.engine  # noqa: F401 (registers the hooks)
     import mmclip.models  # noqa: F401 (registers the heads)
     import mmclip.datasets  # noqa: F401 (registers the datasets)
-    from mmclip.engine.hooks import ShowPredictionsHook
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-
     from mmengine.dist import is_main_process
 
+    from mmclip.engine import build_runner
+    from mmclip.engine.hooks import ShowPredictionsHook
     from mmclip.utils.checkpoint import mmclip_checkpoint_loading
     check_data_files(cfg, ['test_dataloader'])
     setup_distributed(cfg)
     with mmclip_checkpoint_loading():
-        runner = (RUNNERS.build(cfg)
-                  if 'runner_type' in cfg else Runner.from_cfg(cfg))
+        runner = build_runner(cfg)
         if show_dir:
             runner.register_hook(ShowPredictionsHook(show_dir, max_show))
         metrics = runner.test()

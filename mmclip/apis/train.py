@@ -125,7 +125,9 @@ def check_resumable(cfg: Config) -> None:
 def train(cfg: Config):
     """Check ``cfg`` (:func:`check_resumable`, the data files), join the
     process group (:func:`mmclip.apis.launch.setup_distributed`: CPU runs
-    with ``--launcher pytorch`` too), build the runner and train.
+    with ``--launcher pytorch`` too), build the runner
+    (:func:`mmclip.engine.build_runner`: quiet console, threads fitted to
+    the machine, AMP recipes on a CPU) and train.
 
     Returns:
         mmengine.runner.Runner: The runner after training.
@@ -136,17 +138,12 @@ def train(cfg: Config):
         ConfigError: The launcher cannot run here.
         UnsafeCheckpointError: See :func:`check_resumable`.
     """
-    import mmclip.engine  # noqa: F401 (hooks, wrappers)
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
+    from mmclip.engine import build_runner
     check_resumable(cfg)
     check_data_files(cfg, ['train_dataloader'] +
                      (['val_dataloader'] if cfg.get('val_cfg') else []))
     setup_distributed(cfg)
     with mmclip_checkpoint_loading():
-        if 'runner_type' in cfg:
-            runner = RUNNERS.build(cfg)
-        else:
-            runner = Runner.from_cfg(cfg)
+        runner = build_runner(cfg)
         runner.train()
     return runner

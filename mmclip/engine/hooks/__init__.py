@@ -1,3 +1,5 @@
+from .console_progress_hook import ConsoleProgressHook
+from .cpu_threads_hook import CPUThreadsHook
 from .curve_hook import TrainingCurveHook
 from .deferred_runtime_info_hook import DeferredRuntimeInfoHook
 from .logit_scale_hook import LogitScaleClampHook
@@ -6,6 +8,7 @@ from .rng_state_hook import RNGStateHook
 from .show_predictions_hook import ShowPredictionsHook
 
 __all__ = [
-    'DeferredRuntimeInfoHook', 'LogitScaleClampHook', 'PlainCheckpointHook', 'RNGStateHook',
+    'ConsoleProgressHook', 'CPUThreadsHook', 'DeferredRuntimeInfoHook',
+    'LogitScaleClampHook', 'PlainCheckpointHook', 'RNGStateHook',
     'ShowPredictionsHook', 'TrainingCurveHook'
 ]

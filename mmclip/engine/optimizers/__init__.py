@@ -1,7 +1,10 @@
+from .cpu_amp import (CPUAmpOptimWrapper, NonFiniteSkipCPUAmpOptimWrapper,
+                      amp_wrapper_for_cpu, cpu_has_native_bf16)
 from .nonfinite import (NonFiniteSkipAmpOptimWrapper,
                         NonFiniteSkipOptimWrapper, all_ranks_finite)
 
 __all__ = [
-    'NonFiniteSkipAmpOptimWrapper', 'NonFiniteSkipOptimWrapper',
-    'all_ranks_finite'
+    'CPUAmpOptimWrapper', 'NonFiniteSkipAmpOptimWrapper',
+    'NonFiniteSkipCPUAmpOptimWrapper', 'NonFiniteSkipOptimWrapper',
+    'all_ranks_finite', 'amp_wrapper_for_cpu', 'cpu_has_native_bf16'
 ]
