@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 
 from .optimizers import amp_wrapper_for_cpu
-from .threads import configure_threads
+from .threads import configure_threads, thread_cap
 
 #: Console level of mmclip runs unless the config's ``console_log_level``
 #: (or a tool's ``--log-level``) says otherwise; the work dir's log keeps
@@ -81,7 +81,10 @@ def build_runner(cfg: Config):
     - sets PyTorch's CPU threads (``cfg.cpu_threads``: a number, or
       ``'auto'``, the default, to fit the load of the machine, see
       :mod:`mmclip.engine.threads`) and adds
-      :class:`~mmclip.engine.hooks.CPUThreadsHook`;
+      :class:`~mmclip.engine.hooks.CPUThreadsHook`. Float sums depend on
+      the thread count, so ``'auto'`` keeps a fixed count
+      (:func:`~mmclip.engine.threads.thread_cap`) when
+      ``cfg.randomness.deterministic`` is set;
     - runs an AMP optim wrapper without a GPU as its CPU counterpart
       (:func:`~mmclip.engine.optimizers.amp_wrapper_for_cpu`).
 
@@ -95,6 +98,11 @@ def build_runner(cfg: Config):
     if cfg.get('optim_wrapper'):
         amp_wrapper_for_cpu(cfg.optim_wrapper)
     threads = cfg.get('cpu_threads', 'auto')
+    if threads in ('auto', None) and (cfg.get('randomness')
+                                      or {}).get('deterministic'):
+        # Results depend on the thread count (the order of float sums):
+        # a run asked to be deterministic keeps one.
+        threads = thread_cap()
     configure_threads(threads)
     hooks = list(cfg.get('custom_hooks') or [])
     hooks.append(dict(type='mmclip.CPUThreadsHook',

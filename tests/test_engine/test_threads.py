@@ -100,3 +100,24 @@ def test_warns_once_when_iterations_slow_down(monkeypatch, mm_log):
     for seconds in [0.7] * 4 + [3.2] * 4:  # recovered, then slow again
         hook.record_iteration(runner, seconds)
     assert len(warnings()) == 2
+
+
+@pytest.mark.parametrize('randomness,threads,adapts', [
+    (dict(seed=0), 'auto', True),
+    (dict(seed=0, deterministic=True), 'auto', False),  # fixed: the cap
+    (dict(seed=0), 1, False),
+])
+def test_build_runner_threads(randomness, threads, adapts, tmp_path,
+                              monkeypatch):
+    from conftest import tiny_training_config
+    from mmclip.engine import build_runner
+    from mmclip.engine import runner as runner_module
+    monkeypatch.setattr(runner_module, 'thread_cap', lambda: 2)
+    monkeypatch.setattr(threads_module, 'machine_load', lambda: 9.)  # busy
+    cfg = tiny_training_config(str(tmp_path), iters=1, cpu_threads=threads,
+                               randomness=randomness)
+    runner = build_runner(cfg)
+    hook = next(h for h in runner.hooks if isinstance(h, CPUThreadsHook))
+    assert hook.adapt is adapts
+    assert torch.get_num_threads() == {'auto': 1, 1: 1}.get(
+        threads) if adapts or threads == 1 else 2
