@@ -19,6 +19,9 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
     conv patch embedding (no bias) -> prepend class token -> + absolute
     position embedding -> ``ln_pre`` -> pre-norm blocks -> ``ln_post`` -> pool
     (class token or mean of patch tokens) -> ``proj`` (no bias).
+    ``out_indices`` and ``out_type`` also give the outputs of intermediate
+    blocks, as mmpretrain's ``VisionTransformer`` does, for dense and
+    multi-level users (feature pyramids, detection, segmentation).
     Parameter names are OpenAI's (``conv1``, ``class_embedding``,
     ``positional_embedding``, ``ln_pre``, ``transformer.resblocks.N``,
     ``ln_post``, ``proj``).
@@ -38,10 +41,28 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
             weights) or ``dict(type='GELU')`` (most LAION weights).
         pool_type (str): ``'cls_token'`` (OpenAI) or ``'avg'`` (mean of the
             patch tokens). Defaults to ``'cls_token'``.
-        out_type (str): What :meth:`forward` returns: ``'proj'`` the projected
-            embedding ``(B, out_channels)``; ``'pooled'`` the pooled feature
-            before the projection ``(B, C)``; ``'tokens'`` every token after
-            ``ln_post`` ``(B, 1 + N, C)``. Defaults to ``'proj'``.
+        out_indices (int | Sequence[int]): The blocks whose outputs
+            :meth:`forward` returns, numbered from 0; negative numbers count
+            from the end (``-1`` is the last block). The outputs come in block
+            order whatever the order given; a block named twice is refused.
+            Defaults to -1.
+        out_type (str): What each output is, made from the block's tokens
+            ``x`` ``(B, 1 + N, C)`` (``N = (img_size // patch_size) ** 2``):
+
+            - ``'proj'``: CLIP's image embedding, the ``pool_type`` feature
+              times ``proj``, ``(B, out_channels)`` (``(B, C)`` without a
+              projection); the last block only.
+            - ``'pooled'``: the ``pool_type`` feature ``(B, C)``.
+            - ``'cls_token'``: the class token ``x[:, 0]`` ``(B, C)``.
+            - ``'raw'``: every token ``(B, 1 + N, C)``.
+            - ``'featmap'``: the patch tokens as a map
+              ``(B, C, img_size // patch_size, img_size // patch_size)``, the
+              class token dropped. It needs every patch: not available in
+              training with ``patch_dropout``.
+
+            As with mmpretrain's ``final_norm=True``, the last block's tokens
+            pass ``ln_post`` first, those of the other blocks are the blocks'
+            own outputs. Defaults to ``'proj'``.
         patch_dropout (float): Fraction of patch tokens randomly dropped in
             training (FLIP, arXiv 2212.00794); the class token is kept.
             Defaults to 0.
@@ -62,7 +83,8 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
 
     Shapes:
         - input: ``(B, 3, img_size, img_size)``
-        - output: a 1-tuple with the tensor chosen by ``out_type``.
+        - output: a tuple with one tensor per entry of ``out_indices``, in
+          block order, shaped as ``out_type`` says.
     """
     arch_zoo = {
         **dict.fromkeys(['b', 'base'], dict(
@@ -73,7 +95,7 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
             embed_dims=1280, num_layers=32, num_heads=16, proj_dims=1024)),
     }
     POOL_TYPES = ('cls_token', 'avg')
-    OUT_TYPES = ('proj', 'pooled', 'tokens')
+    OUT_TYPES = ('proj', 'pooled', 'cls_token', 'raw', 'featmap')
 
     def __init__(self,
                  arch: Union[str, dict] = 'base',
@@ -82,6 +104,7 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
                  out_channels: Optional[int] = None,
                  act_cfg: dict = dict(type='QuickGELU'),
                  pool_type: str = 'cls_token',
+                 out_indices: Union[int, Sequence[int]] = -1,
                  out_type: str = 'proj',
                  patch_dropout: float = 0.,
                  drop_path_rate: float = 0.,
@@ -103,6 +126,14 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
         if out_type not in self.OUT_TYPES:
             raise ValueError(f'out_type={out_type!r}: use one of '
                              f'{self.OUT_TYPES}.')
+        self.out_indices = self._resolve_out_indices(out_indices)
+        if out_type == 'proj' and \
+                self.out_indices != (self.arch_settings['num_layers'] - 1, ):
+            raise ValueError(
+                f"out_type='proj' is the last block's embedding (ln_post, "
+                'pooling, proj) and has no intermediate form: use it with '
+                "out_indices=-1, or use out_type 'pooled', 'cls_token', "
+                f"'raw' or 'featmap' for out_indices={out_indices!r}.")
         if not 0 <= patch_dropout < 1:
             raise ValueError(f'patch_dropout={patch_dropout} must be in [0, 1).')
         if out_channels is None:
@@ -159,6 +190,26 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
             f'from {tuple(old.shape)} to {tuple(state_dict[key].shape)} '
             f'(grid {self.grid_size}, bicubic).')
 
+    def _resolve_out_indices(
+            self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+        """``out_indices`` as ascending block numbers from 0, checked."""
+        num_layers = self.arch_settings['num_layers']
+        indices = (out_indices, ) if isinstance(out_indices,
+                                                int) else out_indices
+        if not isinstance(indices, Sequence) or not indices or not all(
+                isinstance(i, int) and -num_layers <= i < num_layers
+                for i in indices):
+            raise ValueError(
+                f'out_indices={out_indices!r}: use an int or a non-empty '
+                f'sequence of ints in [{-num_layers}, {num_layers - 1}], '
+                f'the blocks of this {num_layers}-block tower (negative '
+                'numbers count from the end).')
+        blocks = [i % num_layers for i in indices]
+        if len(set(blocks)) != len(blocks):
+            raise ValueError(f'out_indices={out_indices!r} names a block '
+                             'twice: name each block once.')
+        return tuple(sorted(blocks))
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Patchify and add the class token and position embedding.
 
@@ -191,13 +242,39 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
         return torch.cat([cls, patches], dim=1)
 
     def forward(self, x: torch.Tensor) -> tuple:
-        x = self.ln_post(self.transformer(self.embed(x)))
-        if self.out_type == 'tokens':
-            return (x, )
+        if self.out_type == 'featmap' and self.training and \
+                self.patch_dropout > 0:
+            raise ValueError(
+                f"out_type='featmap' needs every patch token, but "
+                f'patch_dropout={self.patch_dropout} drops some in training: '
+                "build the backbone with patch_dropout=0, or use out_type "
+                "'raw', 'cls_token' or 'pooled'.")
+        x = self.embed(x)
+        last_block = self.transformer.num_layers - 1
+        outs = []
+        # Blocks after the last requested one cannot change any output.
+        for index in range(self.out_indices[-1] + 1):
+            x = self.transformer.forward_block(index, x)
+            if index == last_block:
+                x = self.ln_post(x)
+            if index in self.out_indices:
+                outs.append(self._format_output(x))
+        return tuple(outs)
+
+    def _format_output(self, x: torch.Tensor) -> torch.Tensor:
+        """One block's tokens ``(B, 1 + N, C)`` as ``out_type`` says."""
+        if self.out_type == 'raw':
+            return x
+        if self.out_type == 'cls_token':
+            return x[:, 0]
+        if self.out_type == 'featmap':
+            # (B, N, C) -> (B, H, W, C) -> (B, C, H, W), row-major patches.
+            return x[:, 1:].reshape(x.shape[0], *self.grid_size,
+                                    -1).permute(0, 3, 1, 2)
         x = x[:, 0] if self.pool_type == 'cls_token' else x[:, 1:].mean(1)
         if self.out_type == 'proj' and self.proj is not None:
             x = x @ self.proj
-        return (x, )
+        return x
 
     def stem_parts(self) -> tuple:
         return (self.conv1, self.class_embedding, self.positional_embedding,

@@ -202,15 +202,33 @@ class Transformer(nn.Module):
         ])
 
     def forward(self, x: torch.Tensor, is_causal: bool = False):
-        for block in self.resblocks:
-            if self.grad_checkpointing and self.training \
-                    and torch.is_grad_enabled():
-                # Non-reentrant checkpointing works with frozen inputs and
-                # keyword arguments; recomputes the block in backward.
-                x = checkpoint(block, x, is_causal, use_reentrant=False)
-            else:
-                x = block(x, is_causal)
+        for index in range(self.num_layers):
+            x = self.forward_block(index, x, is_causal)
         return x
+
+    def forward_block(self,
+                      index: int,
+                      x: torch.Tensor,
+                      is_causal: bool = False) -> torch.Tensor:
+        """Run block ``index`` alone, checkpointed like in :meth:`forward`,
+        so that a tower can read the output of every block it needs.
+
+        Args:
+            index (int): Block number, ``0 <= index < num_layers``.
+            x (Tensor): The previous block's output ``(B, L, C)``.
+            is_causal (bool): Causal attention (the text tower). Defaults to
+                False.
+
+        Returns:
+            Tensor: The block's output ``(B, L, C)``.
+        """
+        block = self.resblocks[index]
+        if self.grad_checkpointing and self.training \
+                and torch.is_grad_enabled():
+            # Non-reentrant checkpointing works with frozen inputs and
+            # keyword arguments; recomputes the block in backward.
+            return checkpoint(block, x, is_causal, use_reentrant=False)
+        return block(x, is_causal)
 
     def init_weights_like_openai(self):
         """OpenAI's text-tower init: std scaled with width and depth."""

@@ -63,7 +63,7 @@ def test_out_types_and_pooling():
     proj = m(x)[0]
     m.out_type = 'pooled'
     pooled = m(x)[0]
-    m.out_type = 'tokens'
+    m.out_type = 'raw'
     tokens = m(x)[0]
     assert tokens.shape == (2, 1 + 16, 64)
     torch.testing.assert_close(pooled, tokens[:, 0])
@@ -155,7 +155,7 @@ def test_grad_checkpointing_same_values_and_grads():
 
 
 def test_patch_dropout_only_in_training():
-    m = tiny(patch_dropout=0.5, out_type='tokens')
+    m = tiny(patch_dropout=0.5, out_type='raw')
     x = torch.randn(2, 3, 32, 32)
     assert m.train()(x)[0].shape == (2, 1 + 8, 64)  # class token + half
     assert m.eval()(x)[0].shape == (2, 1 + 16, 64)
@@ -208,3 +208,190 @@ def test_norms_and_drop_path_are_stack_bricks():
     assert {'ln_pre.weight', 'ln_post.bias', 'transformer.resblocks.0.ln_1.'
             'weight', 'transformer.resblocks.2.ln_2.bias'} <= names
     assert not any('drop' in n for n in names)
+
+
+# Intermediate outputs (out_indices / out_type), checked against the blocks'
+# own activations.
+
+
+def block_outputs(model, x):
+    """Every block's output ``(B, 1 + N, C)``, read with forward hooks."""
+    seen = {}
+    handles = [
+        block.register_forward_hook(
+            lambda mod, args, out, i=i: seen.__setitem__(i, out))
+        for i, block in enumerate(model.transformer.resblocks)
+    ]
+    with torch.no_grad():
+        outs = model(x)
+    for h in handles:
+        h.remove()
+    return outs, seen
+
+
+def expected_output(model, tokens, block, out_type):
+    """What ``out_type`` means for the block's own output ``tokens``."""
+    if block == model.transformer.num_layers - 1:
+        tokens = model.ln_post(tokens)  # mmpretrain's final_norm
+    if out_type == 'raw':
+        return tokens
+    if out_type == 'cls_token':
+        return tokens[:, 0]
+    if out_type == 'pooled':
+        return tokens[:, 1:].mean(1) if model.pool_type == 'avg' \
+            else tokens[:, 0]
+    B, _, C = tokens.shape
+    H, W = model.grid_size
+    return tokens[:, 1:].reshape(B, H, W, C).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize('out_type,pool_type', [
+    ('raw', 'cls_token'), ('cls_token', 'avg'), ('pooled', 'cls_token'),
+    ('pooled', 'avg'), ('featmap', 'cls_token')])
+def test_out_indices_are_the_blocks_activations(out_type, pool_type):
+    m = tiny(out_indices=(0, 1, 2), out_type=out_type,
+             pool_type=pool_type).eval()
+    x = torch.randn(2, 3, 32, 32)
+    outs, seen = block_outputs(m, x)
+    assert isinstance(outs, tuple) and len(outs) == 3
+    for block, out in enumerate(outs):
+        with torch.no_grad():
+            ref = expected_output(m, seen[block], block, out_type)
+        torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+    shapes = dict(raw=(2, 17, 64), cls_token=(2, 64), pooled=(2, 64),
+                  featmap=(2, 64, 4, 4))
+    assert outs[0].shape == shapes[out_type]
+    # Intermediate blocks are not normalised, the last one is (ln_post).
+    assert not torch.allclose(outs[1], expected_output(m, seen[1], 2,
+                                                       out_type).detach())
+
+
+def test_featmap_keeps_the_patch_layout():
+    """Pixel (r, c) of a map is the patch at row r, column c of the image:
+    with identity blocks, block 0's map is conv1's map + position, ln_pre."""
+    m = tiny(out_indices=0, out_type='featmap').eval()
+    for block in m.transformer.resblocks:
+        nn.init.zeros_(block.attn.out_proj.weight)
+        nn.init.zeros_(block.attn.out_proj.bias)
+        nn.init.zeros_(block.mlp.c_proj.weight)
+        nn.init.zeros_(block.mlp.c_proj.bias)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        featmap, = m(x)
+        patches = m.conv1(x).permute(0, 2, 3, 1)  # (B, H, W, C)
+        pos = m.positional_embedding[1:].reshape(4, 4, 64)
+        ref = m.ln_pre(patches + pos).permute(0, 3, 1, 2)
+    torch.testing.assert_close(featmap, ref, rtol=0, atol=1e-6)
+
+
+def test_default_output_is_the_projected_class_token():
+    m = tiny().eval()
+    assert m.out_indices == (2, ) and m.out_type == 'proj'
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        outs = m(x)
+        ref = m.ln_post(m.transformer(m.embed(x)))[:, 0] @ m.proj
+    assert len(outs) == 1 and torch.equal(outs[0], ref)
+
+
+def test_negative_indices_and_block_order():
+    x = torch.randn(2, 3, 32, 32)
+    m = tiny(out_indices=(0, 1, 2), out_type='raw').eval()
+    neg = tiny(out_indices=[-3, -1, -2], out_type='raw').eval()
+    neg.load_state_dict(m.state_dict())
+    assert neg.out_indices == (0, 1, 2)
+    with torch.no_grad():
+        for a, b in zip(m(x), neg(x)):
+            assert torch.equal(a, b)
+
+
+def test_blocks_after_the_last_index_do_not_run():
+    m = tiny(out_indices=(0, ), out_type='featmap').eval()
+    _, seen = block_outputs(m, torch.randn(1, 3, 32, 32))
+    assert sorted(seen) == [0]
+
+
+@pytest.mark.parametrize('bad', [3, -4, (0, 3), (), (1, -2), 'last', 1.0])
+def test_bad_out_indices_name_the_valid_range(bad):
+    with pytest.raises(ValueError, match=re.escape('in [-3, 2]') + '|twice'):
+        tiny(out_indices=bad, out_type='raw')
+
+
+def test_bad_out_type_names_the_choices():
+    choices = "('proj', 'pooled', 'cls_token', 'raw', 'featmap')"
+    for bad in ('tokens', 'avg_featmap', 'FEATMAP'):
+        with pytest.raises(ValueError, match=re.escape(choices)):
+            tiny(out_type=bad)
+    # The projection exists for the last block only.
+    with pytest.raises(ValueError, match="out_type='proj'.*out_indices=-1"):
+        tiny(out_indices=(0, 2))
+    assert tiny(out_indices=2).out_indices == (2, )
+
+
+def test_featmap_and_patch_dropout():
+    m = tiny(out_indices=(0, 2), out_type='featmap', patch_dropout=0.5)
+    x = torch.randn(2, 3, 32, 32)
+    with pytest.raises(ValueError, match='patch_dropout=0.5 drops some'):
+        m.train()(x)
+    assert [o.shape for o in m.eval()(x)] == [(2, 64, 4, 4)] * 2
+    m.out_type = 'raw'  # token outputs are defined in training
+    assert [o.shape for o in m.train()(x)] == [(2, 1 + 8, 64)] * 2
+
+
+def test_intermediates_with_grad_checkpointing():
+    x = torch.randn(2, 3, 32, 32)
+    ref = tiny(out_indices=(0, 1, 2), out_type='featmap').train()
+    ckpt = tiny(out_indices=(0, 1, 2), out_type='featmap',
+                with_cp=True).train()
+    ckpt.load_state_dict(ref.state_dict())
+    outs_ref, outs_ckpt = ref(x), ckpt(x)
+    for a, b in zip(outs_ref, outs_ckpt):
+        torch.testing.assert_close(a, b)
+    sum(o.sum() for o in outs_ref).backward()
+    sum(o.sum() for o in outs_ckpt).backward()
+    for (n, a), b in zip(ref.named_parameters(), ckpt.parameters()):
+        if n == 'proj':
+            assert a.grad is None and b.grad is None  # not on any output
+            continue
+        torch.testing.assert_close(a.grad, b.grad, msg=n)
+
+
+def test_featmaps_at_384px_from_a_224px_checkpoint():
+    small = CLIPVisionTransformer(arch=dict(TINY), img_size=224,
+                                  patch_size=16)
+    big = CLIPVisionTransformer(arch=dict(TINY), img_size=384, patch_size=16,
+                                out_indices=(1, -1), out_type='featmap')
+    big.load_state_dict(small.state_dict())  # 14x14 grid resized to 24x24
+    outs, seen = block_outputs(big.eval(), torch.randn(1, 3, 384, 384))
+    assert [o.shape for o in outs] == [(1, 64, 24, 24)] * 2
+    for block, out in zip((1, 2), outs):
+        with torch.no_grad():
+            ref = expected_output(big, seen[block], block, 'featmap')
+        torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+
+
+def test_multi_level_backbone_in_an_image_classifier():
+    """Featmaps of three blocks -> mmpretrain's GlobalAveragePooling neck
+    (one pooled vector per level) -> a head that reads the last level."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.structures import DataSample
+    cfg = dict(
+        type='ImageClassifier',
+        backbone=dict(type='CLIPVisionTransformer', arch=dict(TINY),
+                      img_size=32, patch_size=8, out_indices=(0, 1, -1),
+                      out_type='featmap'),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=5, in_channels=64))
+    with DefaultScope.overwrite_default_scope('mmclip'):
+        model = MODELS.build(cfg)
+    x = torch.randn(2, 3, 32, 32)
+    feats = model.extract_feat(x, stage='neck')
+    assert [f.shape for f in feats] == [(2, 64)] * 3
+    with torch.no_grad():
+        maps = model.backbone(x)
+    torch.testing.assert_close(feats[1], maps[1].mean((2, 3)))
+    assert model(x, mode='tensor').shape == (2, 5)
+    samples = [DataSample().set_gt_label(i) for i in (1, 3)]
+    loss = model(x, samples, mode='loss')['loss']
+    loss.backward()
+    assert model.backbone.transformer.resblocks[0].ln_1.weight.grad is not None
