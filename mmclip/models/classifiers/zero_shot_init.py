@@ -8,6 +8,7 @@ from mmengine.model.weight_init import update_init_info
 
 from mmclip.registry import MODELS, WEIGHT_INITIALIZERS
 from ..heads.zero_shot_head import DEFAULT_CACHE_DIR, ZeroShotClsHead
+from ..utils.pretrained import load_pretrained
 
 # CLIPModel parts that play no role in making the classifier.
 _UNUSED_CLIP_PARTS = ('head', 'predict_head', 'init_cfg')
@@ -35,8 +36,9 @@ class ZeroShotInit:
     It
 
     1. builds the CLIP model ``clip`` and loads ``checkpoint`` into it with
-       :func:`mmclip.apis.load_pretrained` (plain data only; a checkpoint
-       that does not fit the config is one error naming the keys);
+       :func:`~mmclip.models.utils.load_pretrained` (plain data only; a
+       checkpoint that does not fit the config is one error naming the
+       keys);
     2. loads that image tower into ``classifier.backbone``. Both are
        :class:`~mmclip.models.CLIPVisionTransformer`, so the names are the
        same (a CLIP checkpoint's ``backbone.*`` are the classifier's
@@ -115,7 +117,6 @@ class ZeroShotInit:
                 'num_classes=..., in_channels=<embedding dim>).')
 
     def __call__(self, classifier: nn.Module) -> None:
-        from mmclip.apis.model import load_pretrained
         self._check_classifier(classifier)
         clip = MODELS.build(copy.deepcopy(self.clip_cfg))
         load_pretrained(clip, self.checkpoint, model_cfg=self.clip_cfg)

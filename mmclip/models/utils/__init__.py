@@ -1,11 +1,12 @@
 from .arch import resolve_arch
 from .class_names import model_classes
 from .device_decode import DeviceDecodeDataPreprocessor
+from .pretrained import CheckpointMismatchError, load_pretrained
 from .text_embedder import TextEmbedder, text_tower_fingerprint
 from .zero_shot import build_zero_shot_classifier
 
 __all__ = [
-    'DeviceDecodeDataPreprocessor', 'TextEmbedder',
-    'build_zero_shot_classifier', 'model_classes', 'resolve_arch',
-    'text_tower_fingerprint'
+    'CheckpointMismatchError', 'DeviceDecodeDataPreprocessor', 'TextEmbedder',
+    'build_zero_shot_classifier', 'load_pretrained', 'model_classes',
+    'resolve_arch', 'text_tower_fingerprint'
 ]
