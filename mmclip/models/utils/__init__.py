@@ -1,12 +1,14 @@
 from .arch import resolve_arch
 from .class_names import model_classes
+from .data_preprocessor import CLIPDataPreprocessor
 from .device_decode import DeviceDecodeDataPreprocessor
 from .pretrained import CheckpointMismatchError, load_pretrained
 from .text_embedder import TextEmbedder, text_tower_fingerprint
 from .zero_shot import build_zero_shot_classifier
 
 __all__ = [
-    'CheckpointMismatchError', 'DeviceDecodeDataPreprocessor', 'TextEmbedder',
+    'CheckpointMismatchError', 'CLIPDataPreprocessor',
+    'DeviceDecodeDataPreprocessor', 'TextEmbedder',
     'build_zero_shot_classifier', 'load_pretrained', 'model_classes',
     'resolve_arch', 'text_tower_fingerprint'
 ]
