@@ -20,8 +20,8 @@ BELOW_APIS = ('datasets', 'deployment', 'engine', 'evaluation', 'models')
 #: ``register_all_modules`` imports every room that registers modules.
 LAYERS = (('apis', ), ('utils', ), ('converters', 'evaluation'),
           ('deployment', 'engine'), ('visualization', ), ('models', ),
-          ('datasets', ), ('dependencies', 'model_index', 'registry',
-                           'version'))
+          ('datasets', ), ('dependencies', 'deprecation', 'model_index',
+                           'registry', 'version'))
 
 
 def imported_modules(path: str):

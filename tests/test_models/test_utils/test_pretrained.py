@@ -13,8 +13,7 @@ def build(cfg):
         return MODELS.build(cfg)
 
 
-def test_prefix_fills_a_tower_from_a_whole_checkpoint(tmp_path,
-                                                       tiny_clip_cfg):
+def test_prefix_fills_a_tower_from_a_clip(tmp_path, tiny_clip_cfg):
     """``prefix='backbone.'`` loads a CLIP checkpoint's image tower into a
     bare tower, 32px grid resized for a 64px tower, and names mismatching
     keys as the checkpoint does."""
