@@ -22,37 +22,41 @@ __all__ = [
 ]
 
 
-def _child(name: str, locations: list) -> Registry:
-    """Create the mmclip child of mmpretrain's registry ``name``."""
+def _child(name: str, room: str) -> Registry:
+    """Create the mmclip child of mmpretrain's registry ``name``, filled by
+    ``mmclip.<room>``.
+
+    mmengine imports only the child's locations on lookup, never the
+    parent's, so mmpretrain's own (``mmpretrain.<room>``: its rooms have
+    mmclip's names) are listed too: a name that falls back to mmpretrain is
+    then registered whatever was imported before.
+    ``tests/test_registry.py`` checks them against mmpretrain's registries.
+    """
     parent = getattr(mmpretrain_registry, name)
-    # mmengine imports only the child's locations on lookup, never the
-    # parent's, so list mmpretrain's own too: a name that falls back to
-    # mmpretrain is then registered whatever was imported before.
     return Registry(
         parent.name, parent=parent, scope='mmclip',
-        locations=locations + list(parent._locations))
+        locations=[f'mmclip.{room}', f'mmpretrain.{room}'])
 
 
-RUNNERS = _child('RUNNERS', ['mmclip.engine'])
-RUNNER_CONSTRUCTORS = _child('RUNNER_CONSTRUCTORS', ['mmclip.engine'])
-LOOPS = _child('LOOPS', ['mmclip.engine'])
-HOOKS = _child('HOOKS', ['mmclip.engine'])
-LOG_PROCESSORS = _child('LOG_PROCESSORS', ['mmclip.engine'])
-OPTIMIZERS = _child('OPTIMIZERS', ['mmclip.engine'])
-OPTIM_WRAPPERS = _child('OPTIM_WRAPPERS', ['mmclip.engine'])
-OPTIM_WRAPPER_CONSTRUCTORS = _child('OPTIM_WRAPPER_CONSTRUCTORS',
-                                    ['mmclip.engine'])
-PARAM_SCHEDULERS = _child('PARAM_SCHEDULERS', ['mmclip.engine'])
-DATASETS = _child('DATASETS', ['mmclip.datasets'])
-DATA_SAMPLERS = _child('DATA_SAMPLERS', ['mmclip.datasets'])
-TRANSFORMS = _child('TRANSFORMS', ['mmclip.datasets'])
-MODELS = _child('MODELS', ['mmclip.models'])
-MODEL_WRAPPERS = _child('MODEL_WRAPPERS', ['mmclip.models'])
-WEIGHT_INITIALIZERS = _child('WEIGHT_INITIALIZERS', ['mmclip.models'])
-BATCH_AUGMENTS = _child('BATCH_AUGMENTS', ['mmclip.models'])
-TASK_UTILS = _child('TASK_UTILS', ['mmclip.models'])
-TOKENIZER = _child('TOKENIZER', ['mmclip.models'])
-METRICS = _child('METRICS', ['mmclip.evaluation'])
-EVALUATORS = _child('EVALUATORS', ['mmclip.evaluation'])
-VISUALIZERS = _child('VISUALIZERS', ['mmclip.visualization'])
-VISBACKENDS = _child('VISBACKENDS', ['mmclip.visualization'])
+RUNNERS = _child('RUNNERS', 'engine')
+RUNNER_CONSTRUCTORS = _child('RUNNER_CONSTRUCTORS', 'engine')
+LOOPS = _child('LOOPS', 'engine')
+HOOKS = _child('HOOKS', 'engine')
+LOG_PROCESSORS = _child('LOG_PROCESSORS', 'engine')
+OPTIMIZERS = _child('OPTIMIZERS', 'engine')
+OPTIM_WRAPPERS = _child('OPTIM_WRAPPERS', 'engine')
+OPTIM_WRAPPER_CONSTRUCTORS = _child('OPTIM_WRAPPER_CONSTRUCTORS', 'engine')
+PARAM_SCHEDULERS = _child('PARAM_SCHEDULERS', 'engine')
+DATASETS = _child('DATASETS', 'datasets')
+DATA_SAMPLERS = _child('DATA_SAMPLERS', 'datasets')
+TRANSFORMS = _child('TRANSFORMS', 'datasets')
+MODELS = _child('MODELS', 'models')
+MODEL_WRAPPERS = _child('MODEL_WRAPPERS', 'models')
+WEIGHT_INITIALIZERS = _child('WEIGHT_INITIALIZERS', 'models')
+BATCH_AUGMENTS = _child('BATCH_AUGMENTS', 'models')
+TASK_UTILS = _child('TASK_UTILS', 'models')
+TOKENIZER = _child('TOKENIZER', 'models')
+METRICS = _child('METRICS', 'evaluation')
+EVALUATORS = _child('EVALUATORS', 'evaluation')
+VISUALIZERS = _child('VISUALIZERS', 'visualization')
+VISBACKENDS = _child('VISBACKENDS', 'visualization')

@@ -1,7 +1,7 @@
 """The library's rooms import downwards only: the runtime pieces below
-``mmclip.apis`` (hooks, datasets, metrics, the ONNX export) do not reach up
-into it, so ``apis`` can build on them without import cycles or lazy
-imports that hide the dependency."""
+``mmclip.apis`` (hooks, datasets, metrics, the models, the ONNX export) do
+not reach up into it, so ``apis`` can build on them without import cycles or
+lazy imports that hide the dependency."""
 import ast
 import glob
 import os.path as osp
@@ -12,7 +12,16 @@ from conftest import REPO_ROOT
 
 #: Packages that must not import ``mmclip.apis`` (at any depth, lazily
 #: inside functions included).
-BELOW_APIS = ('datasets', 'deployment', 'engine', 'evaluation')
+BELOW_APIS = ('datasets', 'deployment', 'engine', 'evaluation', 'models')
+
+#: mmclip's rooms from the top down. A module imports from its own room and
+#: from lower layers only (lazy imports inside functions included); rooms of
+#: one layer do not import each other. ``utils`` is high because
+#: ``register_all_modules`` imports every room that registers modules.
+LAYERS = (('apis', ), ('utils', ), ('converters', 'evaluation'),
+          ('deployment', 'engine'), ('visualization', ), ('models', ),
+          ('datasets', ), ('dependencies', 'deprecation', 'model_index',
+                           'registry', 'version'))
 
 
 def imported_modules(path: str):
@@ -40,3 +49,24 @@ def test_room_does_not_import_apis(room):
         for name in set(imported_modules(path))
         if name == 'mmclip.apis' or name.startswith('mmclip.apis.'))
     assert not upward, upward
+
+
+def test_every_import_points_down():
+    layer_of = {room: depth for depth, rooms in enumerate(LAYERS)
+                for room in rooms}
+    files = glob.glob(osp.join(REPO_ROOT, 'mmclip', '**', '*.py'),
+                      recursive=True)
+    upward = []
+    for path in files:
+        parts = osp.relpath(path, osp.join(REPO_ROOT, 'mmclip')).split(osp.sep)
+        room = osp.splitext(parts[0])[0]
+        if room == '__init__':  # the package itself may import any room
+            continue
+        assert room in layer_of, f'{room} is not in LAYERS'
+        for name in set(imported_modules(path)):
+            target = name.split('.')
+            if target[0] != 'mmclip' or len(target) < 2 or target[1] == room:
+                continue
+            if layer_of.get(target[1], -1) <= layer_of[room]:
+                upward.append(f'{osp.relpath(path, REPO_ROOT)} imports {name}')
+    assert not upward, sorted(upward)

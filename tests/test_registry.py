@@ -28,3 +28,15 @@ def test_lookup_falls_back_to_mmpretrain():
     # ClsDataPreprocessor lives in mmpretrain; mmclip's registry finds it.
     dp = MODELS.build(dict(type='ClsDataPreprocessor'))
     assert type(dp).__name__ == 'ClsDataPreprocessor'
+
+
+@pytest.mark.parametrize('name', registry.__all__)
+def test_stated_locations_are_mmpretrains(name):
+    """mmclip lists mmpretrain's import locations itself (mmengine offers no
+    public getter); this fails if mmpretrain moves its modules. The test may
+    read the private attribute, the library does not."""
+    child = getattr(registry, name)
+    theirs = child.parent._locations
+    assert theirs and set(theirs) <= set(child._locations), (
+        f'mmpretrain now fills {name} from {theirs}; update '
+        'mmclip.registry._child')

@@ -41,5 +41,5 @@ model = dict(
         clip=_base_.model,
         classnames='imagenet',
         templates='openai_imagenet',
-        logit_scale=100.),
+        scale=100.),
 )

@@ -44,7 +44,7 @@ model = dict(
         clip=_base_.model,
         classnames='digits',
         templates='digits',
-        logit_scale='learned'),
+        scale='learned'),
 )
 
 train_pipeline = [

@@ -13,7 +13,7 @@ model = dict(
         type='ZeroShotClsHead', classnames='digits', templates='digits',
         # Trained from scratch, its temperature is its own (~14 after 24
         # epochs), not OpenAI's 100: calibrated probabilities.
-        logit_scale='learned'))
+        scale='learned'))
 
 test_pipeline = [
     dict(type='LoadImageFromFile'),

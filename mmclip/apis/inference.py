@@ -11,7 +11,10 @@ import torch
 from mmengine.logging import MMLogger
 
 # model_classes is public API here too (mmclip.apis.model_classes)
-from mmclip.models.utils import build_zero_shot_classifier, model_classes
+from mmclip.deprecation import renamed_argument
+from mmclip.models.utils import (build_zero_shot_classifier, model_classes,
+                                 resolve_scale)
+from mmclip.models.utils.zero_shot import SCALE_RENAMED, Scale
 from .preprocess import ImageLike, build_eval_transform, collate_images
 
 Images = Union[ImageLike, Sequence[ImageLike]]
@@ -172,7 +175,7 @@ def _config_name(model) -> str:
         model).__name__
 
 
-def _text_scorer(model, texts, templates, logit_scale):
+def _text_scorer(model, texts, templates, scale: Scale):
     """Scores of preprocessed images against ``texts``: softmax of scaled
     cosine similarities, one column per text."""
     from mmclip.datasets.zero_shot_data import resolve_templates
@@ -186,9 +189,7 @@ def _text_scorer(model, texts, templates, logit_scale):
     # The text path of the model's own predict heads.
     weights = build_zero_shot_classifier(model.text_embedder(), texts,
                                          prompts)
-    scale = (model.logit_scale.detach().exp()
-             if logit_scale is None else torch.tensor(float(logit_scale)))
-    scale = scale.float().to(weights.device)
+    scale = resolve_scale(scale, model.logit_scale).to(weights.device)
 
     def score(inputs):
         img = model.encode_image(inputs, normalize=True).float()
@@ -220,14 +221,15 @@ def inference_model(model,
                     texts: Optional[Union[str, Sequence[str]]] = None,
                     templates: Optional[Union[str, Sequence[str]]] = None,
                     batch_size: int = 32,
-                    logit_scale: Optional[float] = None,
+                    scale: Optional[Scale] = None,
                     progress: Optional[bool] = None,
-                    num_workers: Optional[int] = None
+                    num_workers: Optional[int] = None,
+                    logit_scale: Optional[float] = None
                     ) -> Union[Dict, List[Dict]]:
     """Classify images, with your own labels or the model's classes.
 
     With ``texts``, every image gets a probability for every text: the
-    softmax of ``logit_scale * cos(image, text)`` over the texts, as OpenAI's
+    softmax of ``scale * cos(image, text)`` over the texts, as OpenAI's
     ``model(image, text)`` example computes. With ``templates`` too, each
     text is a class name and its embedding is the CLIP paper's prompt
     ensemble over the templates. Without ``texts``, the model predicts its
@@ -249,15 +251,17 @@ def inference_model(model,
             (a list, a file, or a name such as ``'openai_imagenet'``), used
             with ``texts``. Defaults to None (texts used verbatim).
         batch_size (int): Images per forward pass. Defaults to 32.
-        logit_scale (float, optional): Multiplier of the cosine similarities
-            with ``texts``; None uses the model's learned
-            ``logit_scale.exp()`` (100 for OpenAI's weights). Defaults to
-            None.
+        scale (float | str, optional): Multiplier of the cosine
+            similarities with ``texts``; None or ``'learned'`` uses the
+            model's learned ``logit_scale.exp()`` (100 for OpenAI's weights).
+            Defaults to None.
         progress (bool, optional): Show a progress bar; None shows it for
             folders and for more than one batch of images. Defaults to None.
         num_workers (int, optional): Threads that decode and resize images
             while the model runs; 0 decodes in the calling thread. Defaults
             to None (:func:`default_num_workers`).
+        logit_scale (float, optional): Deprecated name of ``scale``
+            (warns). Defaults to None.
 
     Returns:
         dict | list[dict]: One dict for one image, else one per readable
@@ -266,12 +270,15 @@ def inference_model(model,
         (float), ``pred_class`` (str: the text, or the class name) and, for
         files, ``img_path``.
     """
+    scale = renamed_argument('inference_model', 'logit_scale', logit_scale,
+                             'scale', scale, SCALE_RENAMED)
     items, single, progress, num_workers = _expand_inputs(
         images, batch_size, progress, num_workers)
     with _eval_mode(model):
         if texts is not None:
             classes = texts = _text_list(texts)
-            score = _text_scorer(model, texts, templates, logit_scale)
+            score = _text_scorer(model, texts, templates,
+                                 'learned' if scale is None else scale)
         else:
             classes = model_classes(model)
             score = _head_scorer(model)

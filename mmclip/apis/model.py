@@ -7,22 +7,16 @@ from typing import Optional, Union
 import torch
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 from mmclip.model_index import (find_model_info, get_model_info,
                                 list_models, no_published_weights)
-from mmclip.utils.checkpoint import load_weights
+# Loading is the models' (ZeroShotInit uses it too); mmclip.apis re-exports
+# it, as users and the docs know it from here.
+from mmclip.models.utils.pretrained import load_pretrained
 
-# The image grid's position embedding is resized on load (see
-# CLIPVisionTransformer), so its shape may differ.
-_RESIZED_ON_LOAD = 'backbone.positional_embedding'
-# Key prefixes of checkpoints that were not converted to mmclip's layout.
-_FOREIGN_PREFIXES = {
-    'visual.': 'an OpenAI / open_clip state dict',
-    'vision_model.': 'a transformers CLIPModel',
-    'backbone.patch_embed.': "an mmpretrain ViT classifier",
-}
+__all__ = ['config_roots', 'find_config', 'get_model', 'load_pretrained',
+           'model_names']
 
 
 def config_roots() -> list:
@@ -95,94 +89,6 @@ def _load_config(model: Union[str, Config], cfg_options=None) -> Config:
         raise ValueError(f'Config {getattr(cfg, "filename", model)} has no '
                          '`model` field.')
     return cfg
-
-
-def load_pretrained(model: nn.Module,
-                    checkpoint: str,
-                    strict: bool = True,
-                    model_cfg: Optional[dict] = None) -> dict:
-    """Load an mmclip checkpoint's weights into ``model`` without executing
-    anything the file names (:func:`mmclip.utils.checkpoint.load_weights`:
-    ``weights_only=True``, or for a full training checkpoint such as
-    ``work_dirs/.../epoch_24.pth`` an unpickler that keeps only its tensors).
-
-    A checkpoint whose image grid differs from the model's (a 224px
-    checkpoint in a 384px model) is resized on load. Anything else that does
-    not fit raises one error naming the mismatching keys.
-
-    Args:
-        model (nn.Module): The model to fill.
-        checkpoint (str): Path to an mmclip checkpoint (``.pth`` written by
-            ``tools/model_converters/clip_to_mmclip.py`` or by training).
-        strict (bool): Require every model key in the checkpoint and no extra
-            keys. Defaults to True.
-        model_cfg (dict, optional): The config ``model`` was built from; on a
-            mismatch it is compared with the architecture the checkpoint's
-            ``meta`` records, to say which setting differs.
-
-    Returns:
-        dict: The checkpoint's ``meta`` (empty when it has none).
-    """
-    weights = load_weights(checkpoint)
-    meta, state_dict = weights['meta'], weights['state_dict']
-    for prefix, what in _FOREIGN_PREFIXES.items():
-        if any(k.startswith(prefix) for k in state_dict):
-            raise ValueError(
-                f'{checkpoint!r} looks like {what}, not an mmclip checkpoint. '
-                'Convert it first: `python tools/model_converters/'
-                f'clip_to_mmclip.py {checkpoint} OUT.pth`.')
-    own = model.state_dict()
-    shape_errors = [
-        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-        for k, v in state_dict.items()
-        if k in own and v.shape != own[k].shape and k != _RESIZED_ON_LOAD
-    ]
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    problems = list(shape_errors)
-    if strict and missing:
-        problems.append(f'missing: {_summarize(missing, own)}')
-    if strict and unexpected:
-        problems.append(f'unexpected: {_short(unexpected)}')
-    if problems:
-        hint = ''
-        if isinstance(meta.get('model_cfg'), dict) and model_cfg is not None:
-            from mmclip.converters import check_model_cfg
-            diffs = check_model_cfg(dict(model_cfg), meta)
-            if diffs:
-                hint = ' Config vs checkpoint: ' + '; '.join(diffs) + '.'
-        elif meta.get('model_cfg'):
-            hint = f' The checkpoint describes itself as {meta["model_cfg"]}.'
-        raise ValueError(
-            f'Checkpoint {checkpoint!r} does not match the model config: '
-            + '; '.join(problems) + '.' + hint +
-            ' Use the config that matches the checkpoint (arch, patch size, '
-            'embedding dim) or pass strict=False to load the shared part.')
-    model.load_state_dict(state_dict, strict=False)
-    if missing or unexpected:
-        MMLogger.get_current_instance().warning(
-            f'Loaded {checkpoint} non-strictly; missing {_short(missing)}, '
-            f'unexpected {_short(unexpected)}.')
-    return meta
-
-
-def _summarize(missing: list, own: dict) -> str:
-    """Name wholly missing top-level parts (``text_encoder.*``) as one."""
-    parts = []
-    for top in sorted({k.split('.')[0] for k in missing}):
-        mine = [k for k in own if k.split('.')[0] == top]
-        gone = [k for k in missing if k.split('.')[0] == top]
-        if len(gone) == len(mine) and len(mine) > 1:
-            parts.append(f'all of {top}.* ({len(gone)} keys: the checkpoint '
-                         f'has no {top})')
-        else:
-            parts.extend(gone)
-    return _short(parts)
-
-
-def _short(keys: list, n: int = 5) -> str:
-    more = f' (+{len(keys) - n} more)' if len(keys) > n else ''
-    return ', '.join(keys[:n]) + more
 
 
 def get_model(model: Union[str, Config],

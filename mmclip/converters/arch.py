@@ -17,9 +17,8 @@ same except for its largest image towers, whose head width is 80 (ViT-H,
 (:data:`VISION_HEADS_BY_WIDTH`). A config (transformers, open_clip's
 ``open_clip_config.json``) or an explicit override takes precedence.
 """
-import inspect
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -232,64 +231,3 @@ def build_model_cfg(vision: dict,
         if eps.get('text', 1e-5) != 1e-5:
             text_cfg['layer_norm_eps'] = eps['text']
     return dict(vision_backbone=vision_cfg, text_encoder=text_cfg)
-
-
-def _resolved(cfg: dict, key: str) -> dict:
-    """Flatten a tower config: zoo names resolved, defaults filled in."""
-    from mmclip.models.backbones.clip_vit import CLIPVisionTransformer
-    from mmclip.models.text_encoders.clip_text import CLIPTextTransformer
-    from mmclip.models.utils import resolve_arch
-    cls = CLIPVisionTransformer if key == 'vision_backbone' \
-        else CLIPTextTransformer
-    arch = resolve_arch(cls.arch_zoo, cfg.get('arch', 'base'), cls.__name__)
-    flat = dict(
-        embed_dims=arch['embed_dims'],
-        num_layers=arch['num_layers'],
-        num_heads=arch['num_heads'],
-        # compare hidden widths, not ratios (see _mlp_ratio)
-        mlp_hidden=int(arch['embed_dims'] * arch.get('mlp_ratio', 4.)))
-    out = cfg.get('out_channels')
-    flat['out_channels'] = arch.get('proj_dims', arch['embed_dims']) \
-        if out is None else out
-    # anything left out of a config takes the class default
-    params = inspect.signature(cls.__init__).parameters
-    flat['act'] = (cfg.get('act_cfg') or params['act_cfg'].default)['type']
-    names = ('img_size',
-             'patch_size') if key == 'vision_backbone' else ('vocab_size',
-                                                             'context_length')
-    for name in names:
-        flat[name] = cfg.get(name, params[name].default)
-    return flat
-
-
-def check_model_cfg(model_cfg: dict, meta: dict,
-                    ignore=('img_size', )) -> List[str]:
-    """List how a model config differs from a converted checkpoint.
-
-    Args:
-        model_cfg (dict): A ``CLIPModel`` config (or its kwargs) with
-            ``vision_backbone`` and ``text_encoder`` dicts.
-        meta (dict): The ``meta`` of an mmclip checkpoint.
-        ignore (Iterable[str]): Fields not to compare; ``img_size`` by
-            default because the image tower resizes the position grid when
-            loading. Defaults to ``('img_size', )``.
-
-    Returns:
-        list[str]: One readable line per mismatch, empty if they agree.
-    """
-    problems = []
-    for key in ('vision_backbone', 'text_encoder'):
-        want, have = model_cfg.get(key), meta['model_cfg'].get(key)
-        if want is None or have is None:
-            if have is None and want is not None:
-                problems.append(f'{key}: the config has one, the checkpoint '
-                                'has no weights for it.')
-            continue
-        want, have = _resolved(want, key), _resolved(have, key)
-        for name, value in have.items():
-            if name in ignore or name not in want:
-                continue
-            if want[name] != value:
-                problems.append(f'{key}.{name}: config {want[name]!r}, '
-                                f'checkpoint {value!r}')
-    return problems

@@ -6,7 +6,7 @@ Sources may come from anywhere, so nothing here runs pickled code:
   weights_only=True)``, which only rebuilds tensors and plain containers. A
   training checkpoint that pickles more (open_clip's argparse ``args``,
   mmengine's message hub) gives its weights through
-  :func:`mmclip.utils.checkpoint.load_tensors_only`, whose restricted
+  :func:`mmclip.models.utils.checkpoint.load_tensors_only`, whose restricted
   unpickler resolves only tensor builders and turns every other name into an
   inert placeholder.
 - ``.safetensors`` files hold raw tensors only.
@@ -19,17 +19,15 @@ Sources may come from anywhere, so nothing here runs pickled code:
 import json
 import os
 import os.path as osp
-import pickle
 import struct
 import warnings
 import zipfile
 from typing import Dict, NamedTuple, Optional
 
 import torch
-from mmengine.logging import print_log
 
-from mmclip.utils.checkpoint import UnsafeCheckpointError as UnsafeWeightsError
-from mmclip.utils.checkpoint import load_tensors_only, weights_of
+from mmclip.models.utils.checkpoint import (UnsafeCheckpointError,
+                                            read_checkpoint)
 from .common import ConversionError, strip_prefix
 
 # File names inside a checkpoint folder, in order of preference: open_clip's
@@ -110,28 +108,16 @@ def _looks_like_safetensors(path: str) -> bool:
 
 
 def _torch_load(path: str):
-    """``torch.load`` restricted to tensors and plain containers; a file
-    that pickles other objects gives its weights and plain ``meta`` only
-    (:func:`mmclip.utils.checkpoint.load_tensors_only`)."""
+    """A ``torch.save`` file without executing anything it names
+    (:func:`~mmclip.models.utils.checkpoint.read_checkpoint`): a plain
+    file whole, memory-mapped when it is a zip (no full copy of gigabytes of
+    weights); a training checkpoint that pickles other objects (argparse
+    args, mmengine's message hub, numpy RNG state) as its weights and plain
+    ``meta``."""
     try:
-        return torch.load(
-            path,
-            map_location='cpu',
-            weights_only=True,
-            # memory-map zip checkpoints: no full copy of GBs of weights
-            mmap=zipfile.is_zipfile(path))
-    except pickle.UnpicklingError:
-        # A training checkpoint (argparse args, mmengine's message hub, numpy
-        # RNG state): read only its weights; nothing it names is executed.
-        # The weights_only attempt above already failed: go straight to the
-        # restricted unpickler instead of reading the file a third time.
-        try:
-            ckpt, refused = load_tensors_only(path)
-            print_log(f'Read only the tensors of {path}; not executed: '
-                      f'{", ".join(refused)}.', logger='current')
-            return weights_of(ckpt, path)
-        except UnsafeWeightsError as e:
-            raise ConversionError(str(e)) from None
+        return read_checkpoint(path, mmap=True)
+    except UnsafeCheckpointError as e:
+        raise ConversionError(str(e)) from None
     except RuntimeError as e:
         raise ConversionError(
             f'{path} is not a readable PyTorch checkpoint: {e}') from None

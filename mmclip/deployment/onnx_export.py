@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger
 
+from mmclip.models.utils import resolve_scale
 from mmclip.version import __version__
 from .onnx_runtime import META_FILE, META_VERSION, OnnxCLIP
 
@@ -137,17 +138,15 @@ def image_preprocessing(model: nn.Module) -> dict:
 
 
 def _zero_shot_meta(model: nn.Module) -> Optional[dict]:
-    """The zero-shot head's classes, templates and temperature, or None."""
+    """The zero-shot head's classes, templates and multiplier, or None."""
     head = getattr(model, 'predict_head', None)
     if getattr(head, 'classnames', None) is None or not getattr(
             head, 'templates', None):
         return None
-    scale = head.logit_scale
     return dict(
         classes=list(head.classnames),
         templates=list(head.templates),
-        logit_scale=float(model.logit_scale.detach().exp()
-                          if scale == 'learned' else scale))
+        scale=float(resolve_scale(head.scale, model.logit_scale)))
 
 
 def export_meta(model: nn.Module,
@@ -165,8 +164,8 @@ def export_meta(model: nn.Module,
     Returns:
         dict: ``embed_dims``; ``image`` (file, input/output names and
         :func:`image_preprocessing`); ``text`` (file, names,
-        ``context_length``, ``eot_token_id``); ``logit_scale`` (the learned
-        multiplier, ``exp`` applied); ``normalized`` (False: the graphs
+        ``context_length``, ``eot_token_id``); ``scale`` (the learned
+        multiplier, ``logit_scale.exp()``); ``normalized`` (False: the graphs
         return unnormalised embeddings); ``zero_shot`` (class names,
         templates and multiplier of a zero-shot head, or None); provenance.
     """
@@ -182,7 +181,7 @@ def export_meta(model: nn.Module,
         format_version=META_VERSION,
         embed_dims=int(model.embed_dims),
         normalized=False,
-        logit_scale=float(model.logit_scale.detach().exp()),
+        scale=float(resolve_scale('learned', model.logit_scale)),
         image=dict(file=IMAGE_FILE, input='images', output='image_embeds',
                    **image_preprocessing(model)),
         text=dict(file=TEXT_FILE, input='token_ids', output='text_embeds',

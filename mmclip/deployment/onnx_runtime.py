@@ -23,11 +23,15 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 from PIL import Image, ImageOps
 
+from mmclip.deprecation import renamed_argument
+
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 
 #: The sidecar's name in an export folder, and the format version it holds.
+#: Version 2 calls the multipliers ``scale``; version 1 (still read) called
+#: them ``logit_scale``, the name of the model's log temperature.
 META_FILE = 'mmclip_onnx.json'
-META_VERSION = 1
+META_VERSION = 2
 
 
 def read_export_meta(export_dir: str) -> dict:
@@ -48,11 +52,14 @@ def read_export_meta(export_dir: str) -> dict:
             f'--out {export_dir}`.')
     with open(path) as f:
         meta = json.load(f)
-    if meta.get('format_version') != META_VERSION:
+    if meta.get('format_version') == 1:
+        for part in (meta, meta.get('zero_shot') or {}):
+            part['scale'] = part.pop('logit_scale')
+    elif meta.get('format_version') != META_VERSION:
         raise ValueError(
             f'{path} has format_version {meta.get("format_version")!r}; this '
-            f'mmclip reads version {META_VERSION}. Export the model again '
-            'with this mmclip.')
+            f'mmclip reads versions 1 to {META_VERSION}. Export the model '
+            'again with this mmclip.')
     return meta
 
 
@@ -317,18 +324,20 @@ class OnnxCLIP:
         if self._zero_shot_weights is None:
             self._zero_shot_weights = self.text_classifier(
                 zero_shot['classes'], zero_shot['templates'])
-        return self._zero_shot_weights, zero_shot['logit_scale']
+        return self._zero_shot_weights, zero_shot['scale']
 
     def predict(self,
                 images: Union[ImageLike, Sequence[ImageLike]],
                 texts: Optional[Union[str, Sequence[str]]] = None,
                 templates: Optional[Sequence[str]] = None,
-                logit_scale: Optional[float] = None,
-                batch_size: int = 32) -> Union[Dict, List[Dict]]:
+                scale: Optional[float] = None,
+                batch_size: int = 32,
+                logit_scale: Optional[float] = None
+                ) -> Union[Dict, List[Dict]]:
         """Classify images, with your own labels or the exported classes.
 
         As :func:`mmclip.apis.inference_model`: with ``texts`` the softmax of
-        ``logit_scale * cos(image, text)`` over the texts (each a class name
+        ``scale * cos(image, text)`` over the texts (each a class name
         of a prompt ensemble when ``templates`` are given); without, the
         exported zero-shot head's classes, templates and temperature.
 
@@ -339,16 +348,21 @@ class OnnxCLIP:
                 to None (the exported classes).
             templates (list[str], optional): Prompt templates with ``{}``,
                 used with ``texts``. Defaults to None (texts as given).
-            logit_scale (float, optional): Multiplier of the cosine
-                similarities with ``texts``; None uses the model's learned
-                temperature. Defaults to None.
+            scale (float, optional): Multiplier of the cosine similarities
+                with ``texts``; None uses the model's learned temperature
+                (``logit_scale.exp()``). Defaults to None.
             batch_size (int): Images per image-encoder run. Defaults to 32.
+            logit_scale (float, optional): Deprecated name of ``scale``
+                (warns). Defaults to None.
 
         Returns:
             dict | list[dict]: Per image ``pred_scores`` (``(C,)`` float32),
             ``pred_label``, ``pred_score``, ``pred_class`` and, for files,
             ``img_path``; one dict for one image.
         """
+        scale = renamed_argument(
+            'OnnxCLIP.predict', 'logit_scale', logit_scale, 'scale', scale,
+            "logit_scale names the model's log temperature only.")
         single = not isinstance(images, (list, tuple))
         images = [images] if single else list(images)
         if not images:
@@ -356,8 +370,7 @@ class OnnxCLIP:
         if texts is not None:
             classes = [texts] if isinstance(texts, str) else list(texts)
             weights = self.text_classifier(classes, templates or ('{}', ))
-            scale = (self.meta['logit_scale']
-                     if logit_scale is None else float(logit_scale))
+            scale = (self.meta['scale'] if scale is None else float(scale))
         else:
             classes = self.classes
             weights, scale = self._zero_shot()

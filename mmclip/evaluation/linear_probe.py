@@ -29,6 +29,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmclip.models.utils.pretrained import (CheckpointMismatchError,
+                                            load_pretrained)
+
 #: How to get a labelled split, said by every missing-label error.
 LABELLED_DATA_HINT = (
     'A linear probe fits on labelled images: use dataloaders whose dataset '
@@ -68,8 +71,9 @@ def check_labelled(dataset, name: str = 'the dataset') -> None:
 
 def load_image_tower(model: nn.Module, checkpoint: str) -> dict:
     """Load only the image tower (``backbone.*``) of ``checkpoint`` into
-    ``model.backbone``, reading the file without executing anything
-    (:func:`mmclip.utils.checkpoint.load_weights`).
+    ``model.backbone`` (:func:`~mmclip.models.utils.load_pretrained` with
+    ``prefix='backbone.'``: nothing in the file is executed, and a tower
+    that does not fit is refused before any weight is copied).
 
     CLIP checkpoints, their zero-shot / fine-tuned classifiers
     (``ImageClassifier``) and WiSE-FT outputs all name the image tower
@@ -86,38 +90,13 @@ def load_image_tower(model: nn.Module, checkpoint: str) -> dict:
 
     Raises:
         LinearProbeInputError: The checkpoint has no ``backbone.*`` weights,
-            or they do not fit the config's image tower (the keys named).
+            is in another library's layout, or its tower does not fit the
+            config's (the keys named).
     """
-    from mmclip.utils.checkpoint import load_weights
-    weights = load_weights(checkpoint)
-    tower = {
-        k[len('backbone.'):]: v
-        for k, v in weights['state_dict'].items() if k.startswith('backbone.')
-    }
-    if not tower:
-        raise LinearProbeInputError(
-            f'{checkpoint} has no image-tower weights (backbone.*): is it an '
-            'mmclip checkpoint? Convert OpenAI / open_clip / transformers '
-            'weights with tools/model_converters/clip_to_mmclip.py.')
-    fix = ('Use the config of the checkpoint\'s architecture (width, '
-           'layers, patch size, embedding dim).')
     try:
-        missing, unexpected = model.backbone.load_state_dict(
-            tower, strict=False)
-    except RuntimeError as err:  # shape mismatches, named by torch
-        detail = ' '.join(str(err).split()).rstrip('.')  # one line
-        raise LinearProbeInputError(
-            f'The image tower of {checkpoint} does not fit the config: '
-            f'{detail}. {fix}') from None
-    if missing or unexpected:
-        def names(keys):
-            return ', '.join(f'backbone.{k}' for k in keys[:5]) + (
-                f' (+{len(keys) - 5} more)' if len(keys) > 5 else '')
-        raise LinearProbeInputError(
-            f'The image tower of {checkpoint} does not fit the config: '
-            f'missing {names(missing) or "none"}; unexpected '
-            f'{names(unexpected) or "none"}. {fix}')
-    return weights['meta']
+        return load_pretrained(model.backbone, checkpoint, prefix='backbone.')
+    except CheckpointMismatchError as err:
+        raise LinearProbeInputError(str(err)) from None
 
 
 def image_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:

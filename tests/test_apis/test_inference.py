@@ -365,3 +365,26 @@ def test_model_in_another_dtype(photos):
     for a, b in zip(ref, out):
         np.testing.assert_allclose(a['pred_scores'], b['pred_scores'],
                                    atol=1e-5)
+
+
+def test_scale_is_the_multiplier_and_logit_scale_its_old_name(model, photos):
+    """``scale`` multiplies the cosine similarities (a number, or
+    'learned'); the old keyword ``logit_scale`` still works, with a
+    FutureWarning that names the new one."""
+    with torch.no_grad():
+        img = model.encode_image(preprocess_images(model, photos[:2]),
+                                 normalize=True)
+        txt = model.encode_text(TEXTS, normalize=True)
+    by_scale = inference_model(model, photos[:2], texts=TEXTS, scale=7.)
+    np.testing.assert_allclose(
+        np.stack([r['pred_scores'] for r in by_scale]),
+        (7. * img @ txt.t()).softmax(-1).numpy(), atol=1e-6)
+    learned = inference_model(model, photos[:2], texts=TEXTS,
+                              scale='learned')
+    default = inference_model(model, photos[:2], texts=TEXTS)
+    for a, b in zip(learned, default):
+        np.testing.assert_array_equal(a['pred_scores'], b['pred_scores'])
+    with pytest.warns(FutureWarning, match=r'pass scale=7\.0 instead'):
+        old = inference_model(model, photos[:2], texts=TEXTS, logit_scale=7.)
+    for a, b in zip(old, by_scale):
+        np.testing.assert_array_equal(a['pred_scores'], b['pred_scores'])

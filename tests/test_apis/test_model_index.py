@@ -203,8 +203,8 @@ def test_mmpretrain_inference_model(chelsea_png):
                 dim=-1) for c in head.classnames
         ])
         # the head's scale: its number, or the model's learned one
-        scale = (model.logit_scale.exp() if head.logit_scale == 'learned'
-                 else torch.tensor(float(head.logit_scale)))
+        scale = (model.logit_scale.exp() if head.scale == 'learned'
+                 else torch.tensor(float(head.scale)))
         scores = (scale * image @ classes.t()).softmax(-1)
     torch.testing.assert_close(
         torch.from_numpy(result['pred_scores']), scores[0], atol=1e-4,

@@ -15,7 +15,7 @@ from skimage import data as skdata
 
 from mmclip.apis import (OnnxCLIP, get_model, inference_model,
                          preprocess_images)
-from mmclip.deployment import META_FILE, export_onnx
+from mmclip.deployment import META_FILE, export_onnx, read_export_meta
 
 DIGITS_CFG = osp.join(REPO_ROOT, 'configs', 'clip',
                       'clip_vit-tiny-p8_zeroshot-cls_digits-32px.py')
@@ -120,12 +120,12 @@ def test_cli_writes_files_and_sidecar(digits_export):
     np.testing.assert_allclose(meta['image']['mean'],
                                [0.48145466, 0.4578275, 0.40821073])
     assert meta['text']['context_length'] == 32
-    assert meta['logit_scale'] == pytest.approx(np.exp(2.5), rel=1e-6)
+    assert meta['scale'] == pytest.approx(np.exp(2.5), rel=1e-6)
     # The head's classes, templates and learned temperature.
     head = model.predict_head
     assert meta['zero_shot'] == dict(
         classes=list(head.classnames), templates=list(head.templates),
-        logit_scale=meta['logit_scale'])
+        scale=meta['scale'])
     assert meta['checkpoint'].endswith('digits.pth')
     assert isinstance(meta['exported_with']['opset'], int)
 
@@ -214,7 +214,7 @@ def test_predict_matches_inference_model(digits_export):
         {},
         dict(texts=['zero', 'one', 'seven'],
              templates=['a photo of the digit {}.', '{} written by hand']),
-        dict(texts=TEXTS, logit_scale=100.),
+        dict(texts=TEXTS, scale=100.),
     ]
     for kwargs in runs:
         ours = runtime.predict(photos, **kwargs)
@@ -240,3 +240,29 @@ def test_errors_name_the_fix(b32_export, tmp_path):
     runtime.meta = dict(runtime.meta, zero_shot=None)  # as a headless model
     with pytest.raises(ValueError, match='no zero-shot head'):
         runtime.predict(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_version_1_exports_and_the_old_keyword_still_score(digits_export,
+                                                           tmp_path):
+    """Format 1 named the multipliers logit_scale (the model's log
+    temperature); it is read as ``scale``. ``predict(logit_scale=...)``
+    warns and means ``scale``."""
+    import shutil
+    _, out, meta = digits_export
+    old = shutil.copytree(out, tmp_path / 'v1')
+    v1 = dict(meta, format_version=1, logit_scale=meta['scale'],
+              zero_shot=dict(meta['zero_shot'],
+                             logit_scale=meta['zero_shot']['scale']))
+    del v1['scale'], v1['zero_shot']['scale']
+    with open(osp.join(old, META_FILE), 'w') as f:
+        json.dump(v1, f)
+    assert read_export_meta(str(old)) == dict(meta, format_version=1)
+    photo = skdata.chelsea()
+    ours = OnnxCLIP(str(old)).predict(photo)
+    theirs = OnnxCLIP(out).predict(photo)
+    assert _max_diff(ours['pred_scores'], theirs['pred_scores']) == 0
+    with pytest.warns(FutureWarning, match=r'pass scale=50\.0 instead'):
+        deprecated = OnnxCLIP(out).predict(photo, texts=TEXTS,
+                                           logit_scale=50.)
+    renamed = OnnxCLIP(out).predict(photo, texts=TEXTS, scale=50.)
+    assert _max_diff(deprecated['pred_scores'], renamed['pred_scores']) == 0

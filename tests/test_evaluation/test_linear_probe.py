@@ -225,14 +225,14 @@ def test_any_checkpoint_with_the_image_tower_serves(tmp_path, tiny_clip_cfg):
     torch.save(dict(state_dict={f'backbone.{k}': v for k, v in
                                 other.state_dict().items()}), path)
     with pytest.raises(LinearProbeInputError,
-                       match=r'does not fit the config: .*proj'):
+                       match=r'does not match the model config: .*proj'):
         load_image_tower(clip, path)
     partial = {f'backbone.{k}': v for k, v in
                classifier.backbone.state_dict().items() if k != 'proj'}
     torch.save(dict(state_dict=dict(partial, **{
         'backbone.extra': torch.zeros(1)})), path)
-    with pytest.raises(LinearProbeInputError, match='missing backbone.proj; '
-                       'unexpected backbone.extra'):
+    with pytest.raises(LinearProbeInputError, match='missing: backbone.proj; '
+                       'unexpected: backbone.extra'):
         load_image_tower(clip, path)
 
 

@@ -120,7 +120,7 @@ def test_texts_and_npz_agree_with_the_probabilities(tool, photos, tmp_path,
     assert img.shape == (4, txt.shape[1]) and txt.shape[0] == 3
     for emb in (img, txt):
         np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
-    # The probabilities are softmax(logit_scale * cos) of the saved
+    # The probabilities are softmax(logit_scale.exp() * cos) of the saved
     # embeddings (logit_scale is the config's constant initial value).
     scale = float(get_model(MODEL).logit_scale.detach().exp())
     expected = torch.softmax(torch.from_numpy(scale * img @ txt.T), -1)

@@ -131,3 +131,30 @@ def test_load_weights_refuses_objects_among_the_weights(tmp_path):
     plain = load_weights(str(tmp_path / 'plain.pth'))
     assert plain['meta'] == {} and list(plain['state_dict']) == ['w']
     assert torch.equal(plain['state_dict']['w'], torch.ones(1))
+
+
+def test_the_one_private_mmengine_lookup_finds_the_local_loader():
+    """mmengine has no public getter for a checkpoint scheme; mmclip reads
+    it in one function, and this fails if mmengine renames what it uses."""
+    from mmengine.runner.checkpoint import load_from_local
+
+    from mmclip.utils.checkpoint import (load_from_mmclip,
+                                         mmclip_checkpoint_loading,
+                                         registered_checkpoint_loader)
+    assert registered_checkpoint_loader('') is load_from_local
+    with mmclip_checkpoint_loading():
+        assert registered_checkpoint_loader('work_dirs/x.pth') is \
+            load_from_mmclip
+    assert registered_checkpoint_loader('') is load_from_local
+
+
+def test_plain_zip_files_can_be_memory_mapped(tmp_path):
+    """The converter's reading of multi-GB files: ``mmap`` maps a zip file
+    and is ignored for the legacy format, which cannot be mapped."""
+    weights = {'w': torch.arange(6.).reshape(2, 3)}
+    torch.save(weights, tmp_path / 'zip.pth')
+    torch.save(weights, tmp_path / 'legacy.pth',
+               _use_new_zipfile_serialization=False)
+    for name in ('zip.pth', 'legacy.pth'):
+        loaded = load_checkpoint_file(str(tmp_path / name), mmap=True)
+        assert torch.equal(loaded['w'], weights['w'])

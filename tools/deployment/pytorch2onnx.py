@@ -63,7 +63,7 @@ def main(argv=None) -> dict:
     meta = export_onnx(model, args.out, opset=args.opset,
                        checkpoint=args.checkpoint,
                        verify=not args.no_verify)
-    summary = {k: meta[k] for k in ('embed_dims', 'logit_scale')}
+    summary = {k: meta[k] for k in ('embed_dims', 'scale')}
     summary.update(
         image_size=meta['image']['size'],
         context_length=meta['text']['context_length'],

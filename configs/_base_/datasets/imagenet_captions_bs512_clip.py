@@ -40,4 +40,4 @@ val_cfg = dict()
 # changes, so not cached on disk.
 zero_shot_head = dict(
     type='ZeroShotClsHead', classnames='imagenet',
-    templates='openai_imagenet', logit_scale='learned', cache_dir=None)
+    templates='openai_imagenet', scale='learned', cache_dir=None)

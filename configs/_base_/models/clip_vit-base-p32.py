@@ -18,9 +18,10 @@ model = dict(
     tokenizer=dict(type='CLIPBPETokenizer'),
     # OpenAI's normalisation, which the weights were trained with, in the
     # 0-255 range of mmpretrain's preprocessor; BGR -> RGB, as mmcv and
-    # mmclip's loaders give BGR.
+    # mmclip's loaders give BGR. CLIPDataPreprocessor is mmpretrain's
+    # ClsDataPreprocessor copying batches to the GPU without blocking.
     data_preprocessor=dict(
-        type='ClsDataPreprocessor',
+        type='CLIPDataPreprocessor',
         mean=[0.48145466 * 255, 0.4578275 * 255, 0.40821073 * 255],
         std=[0.26862954 * 255, 0.26130258 * 255, 0.27577711 * 255],
         to_rgb=True),

@@ -6,8 +6,11 @@ import torch.nn as nn
 from mmengine.logging import MMLogger
 from mmengine.model.weight_init import update_init_info
 
+from mmclip.deprecation import renamed_argument
 from mmclip.registry import MODELS, WEIGHT_INITIALIZERS
 from ..heads.zero_shot_head import DEFAULT_CACHE_DIR, ZeroShotClsHead
+from ..utils.pretrained import load_pretrained
+from ..utils.zero_shot import SCALE_RENAMED, Scale, resolve_scale
 
 # CLIPModel parts that play no role in making the classifier.
 _UNUSED_CLIP_PARTS = ('head', 'predict_head', 'init_cfg')
@@ -35,8 +38,9 @@ class ZeroShotInit:
     It
 
     1. builds the CLIP model ``clip`` and loads ``checkpoint`` into it with
-       :func:`mmclip.apis.load_pretrained` (plain data only; a checkpoint
-       that does not fit the config is one error naming the keys);
+       :func:`~mmclip.models.utils.load_pretrained` (plain data only; a
+       checkpoint that does not fit the config is one error naming the
+       keys);
     2. loads that image tower into ``classifier.backbone``. Both are
        :class:`~mmclip.models.CLIPVisionTransformer`, so the names are the
        same (a CLIP checkpoint's ``backbone.*`` are the classifier's
@@ -68,12 +72,14 @@ class ZeroShotInit:
             :class:`ZeroShotClsHead`'s (``'imagenet'``, a list, a ``.txt``).
         templates (str | list[str]): Prompt templates, as
             :class:`ZeroShotClsHead`'s. Defaults to ``'openai_imagenet'``.
-        logit_scale (float | str): Temperature folded into the head's
-            weights: a number (100 for OpenAI's weights) or ``'learned'``
-            (the checkpoint's ``logit_scale.exp()``). Defaults to 100.
+        scale (float | str): Multiplier folded into the head's weights: a
+            number (100 for OpenAI's weights) or ``'learned'`` (the
+            checkpoint's ``logit_scale.exp()``). Defaults to 100.
         cache_dir (str, optional): Zero-shot classifier disk cache; None
             disables it. Defaults to ``~/.cache/mmclip/zero_shot``.
         batch_size (int): Prompts per text-tower call. Defaults to 256.
+        logit_scale (float | str, optional): Deprecated name of ``scale``
+            (warns). Defaults to None.
     """
 
     def __init__(self,
@@ -81,9 +87,10 @@ class ZeroShotInit:
                  clip: dict,
                  classnames: Union[str, Sequence[str]],
                  templates: Union[str, Sequence[str]] = 'openai_imagenet',
-                 logit_scale: Union[float, str] = 100.,
+                 scale: Scale = 100.,
                  cache_dir: Optional[str] = DEFAULT_CACHE_DIR,
-                 batch_size: int = 256):
+                 batch_size: int = 256,
+                 logit_scale: Optional[Scale] = None):
         if not isinstance(clip, dict) or 'text_encoder' not in clip:
             raise ValueError(
                 'ZeroShotInit needs clip=<the CLIPModel config of the '
@@ -94,10 +101,13 @@ class ZeroShotInit:
             k: v for k, v in copy.deepcopy(dict(clip)).items()
             if k not in _UNUSED_CLIP_PARTS
         }
-        # The zero-shot head resolves the names and checks logit_scale; its
+        # The zero-shot head resolves the names and checks scale; its
         # get_classifier is the one zero-shot evaluation uses.
         self.zero_shot = ZeroShotClsHead(
-            classnames, templates, logit_scale=logit_scale,
+            classnames, templates,
+            scale=renamed_argument(type(self).__name__, 'logit_scale',
+                                   logit_scale, 'scale', scale,
+                                   SCALE_RENAMED),
             cache_dir=cache_dir, batch_size=batch_size)
         self.wholemodule = False  # set by mmengine's initialize()
 
@@ -115,7 +125,6 @@ class ZeroShotInit:
                 'num_classes=..., in_channels=<embedding dim>).')
 
     def __call__(self, classifier: nn.Module) -> None:
-        from mmclip.apis.model import load_pretrained
         self._check_classifier(classifier)
         clip = MODELS.build(copy.deepcopy(self.clip_cfg))
         load_pretrained(clip, self.checkpoint, model_cfg=self.clip_cfg)
@@ -125,7 +134,7 @@ class ZeroShotInit:
         device = next(classifier.head.parameters()).device
         clip.to(device).eval()
         weights = self.zero_shot.get_classifier(clip.text_embedder())
-        scale = self.zero_shot._scale(clip.logit_scale)
+        scale = resolve_scale(self.zero_shot.scale, clip.logit_scale)
         classifier.head.init_from_zero_shot(weights.to(device), scale)
         classifier.backbone.is_init = classifier.head.is_init = True
         MMLogger.get_current_instance().info(

@@ -5,7 +5,9 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.models.heads import LinearClsHead
 
+from mmclip.deprecation import renamed_argument
 from mmclip.registry import MODELS
+from ..utils.zero_shot import SCALE_RENAMED
 
 
 @MODELS.register_module()
@@ -57,16 +59,23 @@ class CLIPClsHead(LinearClsHead):
         return F.normalize(feat, dim=-1) if self.normalize else feat
 
     @torch.no_grad()
-    def init_from_zero_shot(self, weights: torch.Tensor,
-                            logit_scale: Union[float, torch.Tensor]) -> None:
+    def init_from_zero_shot(
+            self,
+            weights: torch.Tensor,
+            scale: Union[float, torch.Tensor, None] = None,
+            logit_scale: Union[float, torch.Tensor, None] = None) -> None:
         """Make this head CLIP's zero-shot classifier.
 
         Args:
             weights (Tensor): ``(D, C)`` zero-shot classifier (normalised
                 class embeddings), as ``ZeroShotClsHead.get_classifier``
                 returns.
-            logit_scale (float | Tensor): The temperature multiplier (100
-                for OpenAI's weights, ``logit_scale.exp()`` of a CLIP model).
+            scale (float | Tensor): The multiplier of the similarities: 100
+                for OpenAI's weights, or a CLIP model's
+                ``logit_scale.exp()`` (see :func:`resolve_scale
+                <mmclip.models.utils.resolve_scale>`).
+            logit_scale (float | Tensor, optional): Deprecated name of
+                ``scale`` (warns). Defaults to None.
 
         Raises:
             ValueError: ``weights`` is not ``(in_channels, num_classes)``,
@@ -84,6 +93,12 @@ class CLIPClsHead(LinearClsHead):
                 '(embedding dim x classes) but the head expects '
                 f'{expected}: set the head\'s in_channels to the CLIP '
                 'embedding dim and num_classes to the number of class names.')
-        scale = torch.as_tensor(logit_scale, dtype=torch.float32)
+        scale = renamed_argument('CLIPClsHead.init_from_zero_shot',
+                                 'logit_scale', logit_scale, 'scale', scale,
+                                 SCALE_RENAMED)
+        if scale is None:
+            raise TypeError('init_from_zero_shot() needs scale, the '
+                            'multiplier of the similarities.')
+        scale = torch.as_tensor(scale, dtype=torch.float32)
         self.fc.weight.copy_((scale * weights.float()).t())
         self.fc.bias.zero_()

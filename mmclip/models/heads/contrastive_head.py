@@ -5,15 +5,15 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from mmengine.dist import get_dist_info
-from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmclip.registry import MODELS
 from ..utils.dist import check_batch_sizes, gather_features, top1_accuracy
+from .pair_loss_head import PairLossHead, check_pairs
 
 
 @MODELS.register_module()
-class CLIPContrastiveHead(BaseModule):
+class CLIPContrastiveHead(PairLossHead):
     """Symmetric InfoNCE loss of CLIP (Radford et al. 2021).
 
     ``logits = exp(logit_scale) * img @ txt.T``; the loss is the mean of the
@@ -72,10 +72,9 @@ class CLIPContrastiveHead(BaseModule):
                  gather_with_grad: bool = True,
                  loss_weight: float = 1.0,
                  init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(loss_weight=loss_weight, init_cfg=init_cfg)
         self.local_loss = local_loss
         self.gather_with_grad = gather_with_grad
-        self.loss_weight = loss_weight
         if local_loss and not gather_with_grad:
             warnings.warn(
                 'CLIPContrastiveHead(local_loss=True, gather_with_grad=False) '
@@ -110,10 +109,7 @@ class CLIPContrastiveHead(BaseModule):
             ``N = world_size * B``; with ``local_loss`` ``M = B`` and offset
             ``rank * B``, else ``M = N`` and offset 0.
         """
-        if img_feats.shape != txt_feats.shape:
-            raise ValueError('img_feats and txt_feats must both be (B, D), '
-                             f'got {tuple(img_feats.shape)} and '
-                             f'{tuple(txt_feats.shape)}.')
+        check_pairs(img_feats, txt_feats)
         scale = logit_scale.exp()
         rank, world_size = get_dist_info()
         if world_size == 1:
@@ -128,24 +124,10 @@ class CLIPContrastiveHead(BaseModule):
         logits_per_image = scale * all_img @ all_txt.T
         return logits_per_image, logits_per_image.T, 0
 
-    def loss(self, img_feats: Tensor, txt_feats: Tensor,
-             logit_scale: Tensor) -> Dict[str, Tensor]:
-        """Contrastive loss and retrieval metrics of a batch of pairs.
-
-        Args:
-            img_feats (Tensor): L2-normalised local image embeddings
-                ``(B, D)``; row ``i`` pairs with ``txt_feats[i]``.
-            txt_feats (Tensor): L2-normalised local text embeddings
-                ``(B, D)``.
-            logit_scale (Tensor): Scalar log temperature (the model's
-                learnable parameter; logits use its exponential).
-
-        Returns:
-            dict[str, Tensor]: ``loss`` (scalar, with graph; ``loss_weight``
-            applied) and, detached, ``temperature`` (``exp(logit_scale)``),
-            ``i2t_acc`` and ``t2i_acc``: top-1 in-batch retrieval accuracy
-            in % of the local rows against the global batch.
-        """
+    def pair_loss(self, img_feats: Tensor, txt_feats: Tensor,
+                  logit_scale: Tensor) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """The symmetric cross-entropy, and ``i2t_acc`` / ``t2i_acc`` of the
+        local rows against the global batch (see :meth:`loss`)."""
         logits_per_image, logits_per_text, offset = self.get_logits(
             img_feats, txt_feats, logit_scale)
         labels = self._get_labels(logits_per_image.device,
@@ -159,8 +141,6 @@ class CLIPContrastiveHead(BaseModule):
         if logits_per_image.shape[0] != num:  # the global square
             rank = get_dist_info()[0]
             rows, offset = slice(rank * num, (rank + 1) * num), rank * num
-        return dict(
-            loss=loss * self.loss_weight,
-            temperature=logit_scale.detach().exp(),
+        return loss, dict(
             i2t_acc=top1_accuracy(logits_per_image[rows].detach(), offset),
             t2i_acc=top1_accuracy(logits_per_text[rows].detach(), offset))

@@ -1,17 +1,17 @@
 """SigLIP's pairwise sigmoid loss, exact under data-parallel training."""
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.dist import get_dist_info
-from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmclip.registry import MODELS
 from ..utils.dist import (all_gather_no_grad, all_gather_with_grad,
                           check_batch_sizes, neighbour_exchange,
                           neighbour_exchange_bidir, top1_accuracy)
+from .pair_loss_head import PairLossHead
 
 
 def sigmoid_loss(logits: Tensor, pos_offset: Optional[int] = None) -> Tensor:
@@ -40,7 +40,7 @@ def sigmoid_loss(logits: Tensor, pos_offset: Optional[int] = None) -> Tensor:
 
 
 @MODELS.register_module()
-class SigLIPHead(BaseModule):
+class SigLIPHead(PairLossHead):
     """Sigmoid loss for language-image pre-training (SigLIP).
 
     Zhai et al. 2023, "Sigmoid Loss for Language Image Pre-Training"
@@ -95,12 +95,11 @@ class SigLIPHead(BaseModule):
                  loss_weight: float = 1.0,
                  dist_impl: str = 'gather',
                  init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(loss_weight=loss_weight, init_cfg=init_cfg)
         if dist_impl not in self.DIST_IMPLS:
             raise ValueError(f'dist_impl must be one of {self.DIST_IMPLS}, '
                              f'got {dist_impl!r}.')
         self.logit_bias = nn.Parameter(torch.tensor(float(init_logit_bias)))
-        self.loss_weight = loss_weight
         self.dist_impl = dist_impl
 
     def _logits(self, img_feats: Tensor, txt_feats: Tensor,
@@ -128,30 +127,12 @@ class SigLIPHead(BaseModule):
             loss = loss + sigmoid_loss(self._logits(img_feats, block, scale))
         return loss
 
-    def loss(self, img_feats: Tensor, txt_feats: Tensor,
-             logit_scale: Tensor) -> Dict[str, Tensor]:
-        """Sigmoid loss and retrieval metrics of a batch of pairs.
-
-        Args:
-            img_feats (Tensor): L2-normalised local image embeddings
-                ``(B, D)``; row ``i`` pairs with ``txt_feats[i]``.
-            txt_feats (Tensor): L2-normalised local text embeddings
-                ``(B, D)``.
-            logit_scale (Tensor): Scalar log temperature (the model's
-                learnable parameter; logits use its exponential).
-
-        Returns:
-            dict[str, Tensor]: ``loss`` (scalar, with graph; ``loss_weight``
-            applied) and, detached, ``temperature`` (``exp(logit_scale)``),
-            ``logit_bias``, ``i2t_acc`` and ``t2i_acc``: top-1 in-batch
-            retrieval accuracy in % of the local rows (against the global
-            batch, or the local one with ``'neighbour_exchange'``; see the
-            class docstring).
+    def pair_loss(self, img_feats: Tensor, txt_feats: Tensor,
+                  logit_scale: Tensor) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """The sigmoid loss, and ``logit_bias``, ``i2t_acc`` and
+        ``t2i_acc`` of the local rows (against the global batch, or the
+        local one with ``'neighbour_exchange'``; see the class docstring).
         """
-        if img_feats.shape != txt_feats.shape:
-            raise ValueError('img_feats and txt_feats must both be (B, D), '
-                             f'got {tuple(img_feats.shape)} and '
-                             f'{tuple(txt_feats.shape)}.')
         scale = logit_scale.exp()
         rank, world_size = get_dist_info()
         check_batch_sizes(img_feats)
@@ -171,9 +152,7 @@ class SigLIPHead(BaseModule):
         with torch.no_grad():
             i2t_acc = top1_accuracy(img_feats @ all_txt.T, offset)
             t2i_acc = top1_accuracy(txt_feats @ all_img.T, offset)
-        return dict(
-            loss=loss * self.loss_weight,
-            temperature=scale.detach(),
+        return loss, dict(
             logit_bias=self.logit_bias.detach().clone(),
             i2t_acc=i2t_acc,
             t2i_acc=t2i_acc)

@@ -12,8 +12,11 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from mmengine.utils import ProgressBar
 
+from mmclip.deprecation import renamed_argument
 from mmclip.registry import MODELS
-from ..utils.zero_shot import build_zero_shot_classifier
+from ..utils.zero_shot import (SCALE_RENAMED, Scale,
+                               build_zero_shot_classifier, check_scale,
+                               resolve_scale)
 
 DEFAULT_CACHE_DIR = osp.join('~', '.cache', 'mmclip', 'zero_shot')
 
@@ -56,32 +59,35 @@ class ZeroShotClsHead(BaseModule):
             ``'openai_imagenet_7'``, ``'cifar'``, ``'digits'``, a list, or a
             ``.txt`` file; each contains ``{}``. Defaults to
             ``'openai_imagenet'``.
-        logit_scale (float | str): Multiplier of the cosine similarities
-            before the softmax; ``'learned'`` uses the model's
-            ``logit_scale.exp()``. Only the scores change, not the ranking.
-            Defaults to 100 (OpenAI's trained value).
+        scale (float | str): Multiplier of the cosine similarities before
+            the softmax; ``'learned'`` uses the model's ``logit_scale.exp()``
+            (:func:`~mmclip.models.utils.resolve_scale`). Only the scores
+            change, not the ranking. Defaults to 100 (OpenAI's trained
+            value).
         cache_dir (str, optional): Disk cache folder; None disables it.
             Defaults to ``~/.cache/mmclip/zero_shot``.
         batch_size (int): Prompts per text-encoder call. Defaults to 256.
         init_cfg (dict, optional): mmengine init config (unused).
+        logit_scale (float | str, optional): Deprecated name of ``scale``
+            (warns). Defaults to None.
     """
 
     def __init__(self,
                  classnames: Union[str, Sequence[str]],
                  templates: Union[str, Sequence[str]] = 'openai_imagenet',
-                 logit_scale: Union[float, str] = 100.,
+                 scale: Scale = 100.,
                  cache_dir: Optional[str] = DEFAULT_CACHE_DIR,
                  batch_size: int = 256,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 logit_scale: Optional[Scale] = None):
         super().__init__(init_cfg=init_cfg)
         from mmclip.datasets.zero_shot_data import (resolve_classnames,
                                                     resolve_templates)
         self.classnames = resolve_classnames(classnames)
         self.templates = resolve_templates(templates)
-        if isinstance(logit_scale, str) and logit_scale != 'learned':
-            raise ValueError(f"logit_scale must be a number or 'learned', got "
-                             f'{logit_scale!r}.')
-        self.logit_scale = logit_scale
+        self.scale = check_scale(
+            renamed_argument(type(self).__name__, 'logit_scale', logit_scale,
+                             'scale', scale, SCALE_RENAMED))
         self.cache_dir = (osp.expanduser(cache_dir)
                           if cache_dir is not None else None)
         self.batch_size = int(batch_size)
@@ -215,16 +221,6 @@ class ZeroShotClsHead(BaseModule):
         self._weights, self._fingerprint = weights.float(), fingerprint
         return self._weights
 
-    def _scale(self, logit_scale: Optional[torch.Tensor]) -> torch.Tensor:
-        if self.logit_scale != 'learned':
-            return torch.tensor(float(self.logit_scale))
-        if logit_scale is None:
-            raise ValueError(
-                "ZeroShotClsHead(logit_scale='learned') needs the model's "
-                'logit_scale: pass predict(..., logit_scale=...) or set '
-                'logit_scale to a number (100 for OpenAI weights).')
-        return logit_scale.detach().float().exp()
-
     @torch.no_grad()
     def predict(self,
                 img_feats: torch.Tensor,
@@ -240,8 +236,8 @@ class ZeroShotClsHead(BaseModule):
             data_samples (list[DataSample], optional): Annotations
                 (``gt_label``) kept in the outputs. Defaults to None.
             logit_scale (Tensor, optional): The model's scalar log
-                temperature; needed with ``logit_scale='learned'``.
-                Defaults to None.
+                temperature; needed with ``scale='learned'``. Defaults to
+                None.
 
         Returns:
             list[DataSample]: With ``pred_score`` (softmax over classes) and
@@ -255,7 +251,8 @@ class ZeroShotClsHead(BaseModule):
                 f'Classifier dim {weights.shape[0]} differs from the image '
                 f'embedding dim {img.shape[1]}; clear the stale cache '
                 f'({self.cache_dir}) or call reset().')
-        logits = self._scale(logit_scale).to(img.device) * img @ weights
+        logits = resolve_scale(self.scale, logit_scale).to(
+            img.device) * img @ weights
         probs = logits.softmax(dim=-1)
         labels = probs.argmax(dim=-1)
         if data_samples is None:

@@ -15,7 +15,7 @@ from ..utils.text_embedder import TextEmbedder, text_tower_fingerprint
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CLIP_DATA_PREPROCESSOR = dict(
-    type='ClsDataPreprocessor',
+    type='CLIPDataPreprocessor',
     mean=[m * 255 for m in CLIP_MEAN],
     std=[s * 255 for s in CLIP_STD],
     to_rgb=True)
@@ -55,8 +55,10 @@ class CLIPModel(BaseModel):
             prompts, or a retrieval head. It gets the image embeddings, a
             :class:`TextEmbedder` (:meth:`text_embedder`) and
             ``logit_scale``, not the model. Defaults to None.
-        data_preprocessor (dict, optional): Defaults to mmpretrain's
-            ``ClsDataPreprocessor`` with OpenAI's mean/std and BGR->RGB.
+        data_preprocessor (dict, optional): Defaults to
+            :class:`~mmclip.models.utils.CLIPDataPreprocessor` (mmpretrain's
+            ``ClsDataPreprocessor``, copying without blocking) with OpenAI's
+            mean/std and BGR->RGB.
         init_cfg (dict, optional): mmengine init config.
     """
 
@@ -75,12 +77,6 @@ class CLIPModel(BaseModel):
         super().__init__(
             data_preprocessor=_build(MODELS, data_preprocessor),
             init_cfg=init_cfg)
-        # A batch in pinned memory (the pretraining dataloaders pin) goes to
-        # the GPU without the host waiting for the copy, and so for the
-        # previous step. mmpretrain's ClsDataPreprocessor takes no argument
-        # for it; its mmengine base reads this attribute.
-        if hasattr(self.data_preprocessor, '_non_blocking'):
-            self.data_preprocessor._non_blocking = True
         self.backbone = _build(MODELS, vision_backbone)
         self.text_encoder = _build(MODELS, text_encoder)
         if self.backbone.out_channels != self.text_encoder.out_channels:

@@ -4,9 +4,9 @@ from typing import List
 import torch
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
-from mmpretrain.models.utils import ClsDataPreprocessor
 
 from mmclip.registry import MODELS
+from .data_preprocessor import CLIPDataPreprocessor
 
 
 def resize_crop(image: torch.Tensor, box, size) -> torch.Tensor:
@@ -21,8 +21,8 @@ def resize_crop(image: torch.Tensor, box, size) -> torch.Tensor:
 
 
 @MODELS.register_module()
-class DeviceDecodeDataPreprocessor(ClsDataPreprocessor):
-    """mmpretrain's ``ClsDataPreprocessor`` for batches from
+class DeviceDecodeDataPreprocessor(CLIPDataPreprocessor):
+    """:class:`CLIPDataPreprocessor` for batches from
     :class:`~mmclip.datasets.transforms.RandomResizedCropOnDevice`: the
     encoded JPEGs (1-D uint8 tensors) are decoded together on the model's
     device (nvJPEG on a GPU, through ``torchvision.io.decode_jpeg``),
@@ -37,8 +37,8 @@ class DeviceDecodeDataPreprocessor(ClsDataPreprocessor):
     the file.
 
     Args:
-        **kwargs: ``ClsDataPreprocessor``'s arguments (mean, std,
-            ``to_rgb=True`` for mmclip's BGR layout, ...).
+        **kwargs: :class:`CLIPDataPreprocessor`'s arguments (mean, std,
+            ``to_rgb=True`` for mmclip's BGR layout, ``non_blocking``, ...).
     """
 
     def forward(self, data: dict, training: bool = False) -> dict:

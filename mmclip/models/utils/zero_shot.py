@@ -1,8 +1,56 @@
-"""Zero-shot classifiers built from class names and prompt templates."""
-from typing import Callable, Optional, Sequence
+"""Zero-shot classifiers built from class names and prompt templates, and
+the multiplier of their logits.
+
+Names: ``logit_scale`` is always the model's learnable *log* temperature
+(as in open_clip); ``scale`` is the multiplier of the cosine similarities,
+a number or ``'learned'`` (``logit_scale.exp()``), see :func:`resolve_scale`.
+"""
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+
+#: What ``scale`` arguments take: a multiplier, or ``'learned'``.
+Scale = Union[float, str]
+
+#: Why ``logit_scale`` is no longer a multiplier's name (deprecation hint).
+SCALE_RENAMED = ('logit_scale names the model\'s log temperature only; the '
+                 'multiplier of the similarities is scale.')
+
+
+def check_scale(scale: Scale) -> Scale:
+    """``scale`` if it is a number or ``'learned'``, else a ``ValueError``
+    (raised when a head is built, not at its first prediction)."""
+    if isinstance(scale, str) and scale != 'learned':
+        raise ValueError(f"scale must be a number or 'learned', got "
+                         f'{scale!r}.')
+    return scale if isinstance(scale, str) else float(scale)
+
+
+def resolve_scale(scale: Scale,
+                  logit_scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The multiplier of cosine similarities in zero-shot logits
+    (``logits = multiplier * img @ classifier``).
+
+    Args:
+        scale (float | str): A number (100 for OpenAI's weights) or
+            ``'learned'``.
+        logit_scale (Tensor, optional): The model's scalar log temperature;
+            needed with ``'learned'``. Defaults to None.
+
+    Returns:
+        Tensor: A float32 scalar without gradient: ``scale``, or
+        ``logit_scale.exp()`` for ``'learned'`` (on its device).
+    """
+    scale = check_scale(scale)
+    if scale != 'learned':
+        return torch.tensor(scale, dtype=torch.float32)
+    if logit_scale is None:
+        raise ValueError(
+            "scale='learned' needs the model's logit_scale: pass "
+            'predict(..., logit_scale=...) or set scale to a number (100 for '
+            'OpenAI weights).')
+    return logit_scale.detach().float().exp().reshape(())
 
 
 @torch.no_grad()

@@ -82,7 +82,7 @@ def test_step_zero_logits_are_the_zero_shot_heads(clip_checkpoint, tmp_path,
 
 def test_learned_temperature_and_own_init_kept(clip_checkpoint):
     path, clip = clip_checkpoint
-    model = build_and_init(classifier_cfg(path, logit_scale='learned'))
+    model = build_and_init(classifier_cfg(path, scale='learned'))
     weights = MODELS.build(
         dict(type='ZeroShotClsHead', classnames=CLASSES, templates=TEMPLATES,
              cache_dir=None)).get_classifier(clip.text_embedder())
@@ -180,3 +180,14 @@ def test_trains_with_mixup_cutmix_label_smoothing_and_accuracy(
     metric = Accuracy(topk=(1, ))
     metric.process(None, [s.to_dict() for s in samples])
     assert 0 <= metric.evaluate(len(samples))['accuracy/top1'] <= 100
+
+
+def test_old_logit_scale_key_gives_the_same_head(clip_checkpoint):
+    """``ZeroShotInit(logit_scale=...)``, the multiplier's name before the
+    rename, still initialises the same head, with a FutureWarning."""
+    path, _ = clip_checkpoint
+    with pytest.warns(FutureWarning, match="pass scale='learned' instead"):
+        old = build_and_init(classifier_cfg(path, logit_scale='learned'))
+    new = build_and_init(classifier_cfg(path, scale='learned'))
+    torch.testing.assert_close(old.head.fc.weight, new.head.fc.weight,
+                               rtol=0, atol=0)

@@ -1,4 +1,5 @@
 """ZeroShotClsHead: classifier parity with open_clip, caching, predictions."""
+import math
 import warnings
 
 import pytest
@@ -49,7 +50,7 @@ def test_template_and_classname_sets(tmp_path):
     with pytest.raises(FileNotFoundError, match='one per line'):
         resolve_classnames(str(tmp_path / 'missing.txt'))
     with pytest.raises(ValueError, match='learned'):
-        ZeroShotClsHead('digits', 'digits', logit_scale='auto')
+        ZeroShotClsHead('digits', 'digits', scale='auto')
 
 
 def test_parity_with_open_clip(tmp_path):
@@ -194,7 +195,7 @@ def test_predict_and_mmpretrain_accuracy(model, scale):
     from mmpretrain.structures import DataSample
     names = [f'class {i}' for i in range(7)]
     model.predict_head = ZeroShotClsHead(
-        names, ['a photo of {}.'], logit_scale=scale, cache_dir=None)
+        names, ['a photo of {}.'], scale=scale, cache_dir=None)
     torch.manual_seed(1)
     images = torch.randn(6, 3, 32, 32)
     gts = [3, 1, 4, 1, 5, 0]
@@ -234,3 +235,40 @@ def test_predict_and_mmpretrain_accuracy(model, scale):
     if scale == 'learned':
         with pytest.raises(ValueError, match="needs the model's logit_scale"):
             model.predict_head.predict(img, model.text_embedder())
+
+
+def test_resolve_scale_is_the_one_multiplier():
+    """A number is the multiplier; 'learned' is exp of the model's log
+    temperature (any one-element shape); anything else is refused."""
+    from mmclip.models.utils import resolve_scale
+    assert resolve_scale(100) == torch.tensor(100.)
+    learned = resolve_scale('learned', torch.full((1, ), 2.5,
+                                                  requires_grad=True))
+    assert learned.shape == () and not learned.requires_grad
+    assert learned.item() == pytest.approx(math.exp(2.5))
+    with pytest.raises(ValueError, match="needs the model's logit_scale"):
+        resolve_scale('learned')
+    with pytest.raises(ValueError, match="a number or 'learned'"):
+        resolve_scale('auto')
+
+
+def test_old_logit_scale_key_builds_with_a_warning(model):
+    """A config written before the rename (``logit_scale=`` for the
+    multiplier) builds, warns naming ``scale``, and predicts the same."""
+    names, images = ['cat', 'dog', 'car'], torch.randn(4, 3, 32, 32)
+    for value in ('learned', 30.):
+        cfg = dict(type='ZeroShotClsHead', classnames=names,
+                   templates=['a {}.'], cache_dir=None)
+        with pytest.warns(FutureWarning,
+                          match=rf"pass scale={value!r} instead"):
+            old = MODELS.build(dict(cfg, logit_scale=value))
+        new = MODELS.build(dict(cfg, scale=value))
+        assert old.scale == new.scale == value
+        with torch.no_grad():
+            feats = model.encode_image(images)
+            scores = [
+                torch.stack([s.pred_score for s in head.predict(
+                    feats, model.text_embedder(),
+                    logit_scale=model.logit_scale)]) for head in (old, new)
+            ]
+        torch.testing.assert_close(scores[0], scores[1], rtol=0, atol=0)
