@@ -13,7 +13,7 @@ from mmclip.model_index import (find_model_info, get_model_info,
                                 list_models, no_published_weights)
 # Loading is the models' (ZeroShotInit uses it too); mmclip.apis re-exports
 # it, as users and the docs know it from here.
-from mmclip.models.utils.pretrained import load_pretrained
+from mmclip.models.pretrained import load_pretrained
 
 __all__ = ['config_roots', 'find_config', 'get_model', 'load_pretrained',
            'model_names']

@@ -1,6 +1,6 @@
 """Convert CLIP checkpoints of OpenAI, open_clip, transformers and mmpretrain
 to mmclip's layout (``python tools/model_converters/clip_to_mmclip.py``)."""
-from mmclip.models.utils.pretrained import check_model_cfg
+from mmclip.models.pretrained import check_model_cfg
 from .arch import build_model_cfg, infer_text_arch, infer_vision_arch
 from .common import ConversionError, UnknownLayoutError
 from .convert import (convert_checkpoint, convert_file, save_mmclip_checkpoint)

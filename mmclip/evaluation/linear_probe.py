@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmclip.models.utils.pretrained import (CheckpointMismatchError,
+from mmclip.models.pretrained import (CheckpointMismatchError,
                                             load_pretrained)
 
 #: How to get a labelled split, said by every missing-label error.

@@ -10,6 +10,8 @@ if has_torch():
     from .heads import *  # noqa: F401,F403
     from .layers import *  # noqa: F401,F403
     from .multimodal import *  # noqa: F401,F403
+    from .pretrained import (CheckpointMismatchError, check_model_cfg,
+                             load_pretrained)
     from .text_encoders import *  # noqa: F401,F403
 # Plain Python and numpy: the scoring-only install (mmclip.dependencies)
 # imports the tokenizer alone.

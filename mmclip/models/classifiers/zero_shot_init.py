@@ -9,7 +9,7 @@ from mmengine.model.weight_init import update_init_info
 from mmclip.deprecation import renamed_argument
 from mmclip.registry import MODELS, WEIGHT_INITIALIZERS
 from ..heads.zero_shot_head import DEFAULT_CACHE_DIR, ZeroShotClsHead
-from ..utils.pretrained import load_pretrained
+from ..pretrained import load_pretrained
 from ..utils.zero_shot import SCALE_RENAMED, Scale, resolve_scale
 
 # CLIPModel parts that play no role in making the classifier.

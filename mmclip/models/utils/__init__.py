@@ -2,13 +2,12 @@ from .arch import resolve_arch
 from .class_names import model_classes
 from .data_preprocessor import CLIPDataPreprocessor
 from .device_decode import DeviceDecodeDataPreprocessor
-from .pretrained import CheckpointMismatchError, load_pretrained
 from .text_embedder import TextEmbedder, text_tower_fingerprint
 from .zero_shot import build_zero_shot_classifier, check_scale, resolve_scale
 
 __all__ = [
-    'CheckpointMismatchError', 'CLIPDataPreprocessor',
+    'CLIPDataPreprocessor',
     'DeviceDecodeDataPreprocessor', 'TextEmbedder',
-    'build_zero_shot_classifier', 'check_scale', 'load_pretrained',
+    'build_zero_shot_classifier', 'check_scale',
     'model_classes', 'resolve_arch', 'resolve_scale', 'text_tower_fingerprint'
 ]

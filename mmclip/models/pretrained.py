@@ -9,8 +9,10 @@ from typing import Dict, List, Optional
 import torch.nn as nn
 from mmengine.logging import MMLogger
 
-from .arch import resolve_arch
-from .checkpoint import load_weights
+from .backbones.clip_vit import CLIPVisionTransformer
+from .text_encoders.clip_text import CLIPTextTransformer
+from .utils.arch import resolve_arch
+from .utils.checkpoint import load_weights
 
 #: Key prefixes of checkpoints that were not converted to mmclip's layout.
 FOREIGN_PREFIXES = {
@@ -119,8 +121,6 @@ def load_pretrained(model: nn.Module,
 def _resized_on_load(model: nn.Module) -> set:
     """Keys whose shape may differ: the position grids of image towers,
     which resize a checkpoint's grid on load."""
-    # Imported here: the backbones import this package.
-    from ..backbones.clip_vit import CLIPVisionTransformer
     return {
         f'{name}.positional_embedding' if name else 'positional_embedding'
         for name, module in model.named_modules()
@@ -160,8 +160,6 @@ def _short(keys: List[str], n: int = 5) -> str:
 
 def _resolved(cfg: dict, key: str) -> Dict[str, object]:
     """Flatten a tower config: zoo names resolved, defaults filled in."""
-    from ..backbones.clip_vit import CLIPVisionTransformer
-    from ..text_encoders.clip_text import CLIPTextTransformer
     cls = CLIPVisionTransformer if key == 'vision_backbone' \
         else CLIPTextTransformer
     arch = resolve_arch(cls.arch_zoo, cfg.get('arch', 'base'), cls.__name__)

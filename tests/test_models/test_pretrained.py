@@ -4,7 +4,7 @@ import torch
 from mmengine.registry import DefaultScope
 
 from conftest import TINY_VISION
-from mmclip.models.utils import CheckpointMismatchError, load_pretrained
+from mmclip.models import CheckpointMismatchError, load_pretrained
 from mmclip.registry import MODELS
 
 
