@@ -29,6 +29,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmclip.utils.messages import shorten_list
+
 #: How to get a labelled split, said by every missing-label error.
 LABELLED_DATA_HINT = (
     'A linear probe fits on labelled images: use dataloaders whose dataset '
@@ -111,12 +113,11 @@ def load_image_tower(model: nn.Module, checkpoint: str) -> dict:
             f'{detail}. {fix}') from None
     if missing or unexpected:
         def names(keys):
-            return ', '.join(f'backbone.{k}' for k in keys[:5]) + (
-                f' (+{len(keys) - 5} more)' if len(keys) > 5 else '')
+            return shorten_list([f'backbone.{k}' for k in keys]) or 'none'
         raise LinearProbeInputError(
             f'The image tower of {checkpoint} does not fit the config: '
-            f'missing {names(missing) or "none"}; unexpected '
-            f'{names(unexpected) or "none"}. {fix}')
+            f'missing {names(missing)}; unexpected {names(unexpected)}. '
+            f'{fix}')
     return weights['meta']
 
 
