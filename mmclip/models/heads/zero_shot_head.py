@@ -1,5 +1,4 @@
 """Zero-shot classification head: image embeddings vs. class-name prompts."""
-import hashlib
 import math
 import os
 import os.path as osp
@@ -13,9 +12,8 @@ from mmengine.model import BaseModule
 from mmengine.utils import ProgressBar
 
 from mmclip.registry import MODELS
+from mmclip.zero_shot_cache import DEFAULT_CACHE_DIR, zero_shot_cache_key
 from ..utils.zero_shot import build_zero_shot_classifier
-
-DEFAULT_CACHE_DIR = osp.join('~', '.cache', 'mmclip', 'zero_shot')
 
 
 @MODELS.register_module()
@@ -108,12 +106,8 @@ class ZeroShotClsHead(BaseModule):
         Returns:
             str: 64 hex digits.
         """
-        digest = hashlib.sha256(text_fingerprint.encode())
-        # \0 cannot occur in config strings: no ambiguity between entries.
-        digest.update('\0'.join(self.classnames).encode())
-        digest.update(b'\1')
-        digest.update('\0'.join(self.templates).encode())
-        return digest.hexdigest()
+        return zero_shot_cache_key(text_fingerprint, self.classnames,
+                                   self.templates)
 
     def cache_path(self, text_fingerprint: str) -> Optional[str]:
         """The classifier's cache file (None without ``cache_dir``)."""
