@@ -122,8 +122,9 @@ def test(cfg: Config, show_dir: Optional[str] = None,
         metrics = runner.test()
     if is_main_process():  # every rank has the same metrics
         for key, value in metrics.items():
-            # Rounded: a float32 accuracy prints as 99.99999237060547.
+            # Rounded as mmengine's log lines (a float32 accuracy prints as
+            # 99.99999237060547 otherwise).
             real = isinstance(value, numbers.Real) and not isinstance(
                 value, numbers.Integral)
-            print(f'{key}: {value:.2f}' if real else f'{key}: {value}')
+            print(f'{key}: {value:.4f}' if real else f'{key}: {value}')
     return metrics

@@ -75,7 +75,8 @@ def test_test_tool_digits(tmp_path, digits, checkpoint, capsys):
         assert metrics[f'accuracy/top{k}'] == pytest.approx(
             direct[k], abs=1e-3)
         # Rounded, not float32's 99.99999237060547.
-        assert re.search(rf'^accuracy/top{k}: \d+\.\d\d$', printed, re.M)
+        assert re.search(rf'^accuracy/top{k}: \d+\.\d{{4}}$', printed,
+                         re.M)
     # Untrained: near chance, so a wrong label/score pairing would show.
     assert 0 < direct[5] < 100
 
