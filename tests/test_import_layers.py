@@ -40,3 +40,26 @@ def test_room_does_not_import_apis(room):
         for name in set(imported_modules(path))
         if name == 'mmclip.apis' or name.startswith('mmclip.apis.'))
     assert not upward, upward
+
+
+def test_only_the_tools_import_the_benchmarks():
+    """``mmclip.benchmarks`` measures the public API, above ``apis``: no
+    other room imports it."""
+    files = [path for path in glob.glob(
+        osp.join(REPO_ROOT, 'mmclip', '**', '*.py'), recursive=True)
+        if osp.join('mmclip', 'benchmarks', '') not in path]
+    upward = sorted(
+        f'{osp.relpath(path, REPO_ROOT)} imports {name}' for path in files
+        for name in set(imported_modules(path))
+        if name.startswith('mmclip.benchmarks'))
+    assert not upward, upward
+
+
+@pytest.mark.parametrize('module', ['errors', 'zero_shot_cache'])
+def test_bottom_modules_import_nothing_of_mmclip(module):
+    """Every room raises mmclip.errors and both zero-shot classifiers
+    (PyTorch head, ONNX scorer) use mmclip.zero_shot_cache: they stand
+    below all of them."""
+    path = osp.join(REPO_ROOT, 'mmclip', f'{module}.py')
+    assert not [name for name in imported_modules(path)
+                if name.startswith('mmclip')]
