@@ -33,7 +33,7 @@ test: $(VENV)/.installed-tests
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 benchmark: $(VENV)/.installed-tests
-	$(PY) tools/benchmark.py
+	$(PY) tools/benchmarks/benchmark.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

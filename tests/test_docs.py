@@ -67,6 +67,39 @@ def test_tool_commands_parse(page, monkeypatch):
                 f'(exit {exit.code})') from None
 
 
+#: Arguments of the tools that name a file or folder they write.
+OUTPUT_ARGUMENTS = ('out', 'out_dir', 'dst', 'show_dir', 'save_features',
+                    'work_dir')
+
+
+def git_ignored_folders() -> set:
+    """The top-level folders the repository's ``.gitignore`` ignores
+    (``work_dirs/``, ``/data/``, ...)."""
+    with open(osp.join(REPO_ROOT, '.gitignore')) as f:
+        entries = [line.strip() for line in f]
+    return {e.strip('/') for e in entries
+            if e.endswith('/') and '*' not in e and '/' not in e.strip('/')}
+
+
+@pytest.mark.parametrize('page', PAGES, ids=page_id)
+def test_tool_outputs_land_in_ignored_folders(page, monkeypatch):
+    """A documented command, run in a checkout, leaves nothing untracked:
+    what it writes goes below a git-ignored folder such as work_dirs/."""
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    ignored = git_ignored_folders()
+    assert 'work_dirs' in ignored
+    for words in commands(page):
+        if words[0] != 'python' or not words[1].startswith('tools/'):
+            continue
+        args = load_tool(osp.relpath(words[1], 'tools')).parse_args(words[2:])
+        for name in OUTPUT_ARGUMENTS:
+            path = getattr(args, name, None)
+            if isinstance(path, str) and not osp.isabs(path):
+                assert path.split('/')[0] in ignored, (
+                    f'{page_id(page)}: {shlex.join(words)!r} writes '
+                    f'{path!r}, outside the git-ignored {sorted(ignored)}')
+
+
 @pytest.mark.parametrize('page', PAGES, ids=page_id)
 def test_python_blocks_are_valid_python(page):
     for block in markdown_blocks(page, 'python'):

@@ -18,10 +18,11 @@ BELOW_APIS = ('datasets', 'deployment', 'engine', 'evaluation', 'models')
 #: from lower layers only (lazy imports inside functions included); rooms of
 #: one layer do not import each other. ``utils`` is high because
 #: ``register_all_modules`` imports every room that registers modules.
-LAYERS = (('apis', ), ('utils', ), ('converters', 'evaluation'),
-          ('deployment', 'engine'), ('visualization', ), ('models', ),
-          ('datasets', ), ('dependencies', 'deprecation', 'model_index',
-                           'registry', 'version'))
+LAYERS = (('benchmarks', ), ('apis', ), ('utils', ),
+          ('converters', 'evaluation'), ('deployment', 'engine'),
+          ('visualization', ), ('models', ), ('datasets', ),
+          ('dependencies', 'deprecation', 'errors', 'model_index',
+           'registry', 'version', 'zero_shot_cache'))
 
 
 def imported_modules(path: str):
@@ -70,3 +71,26 @@ def test_every_import_points_down():
             if layer_of.get(target[1], -1) <= layer_of[room]:
                 upward.append(f'{osp.relpath(path, REPO_ROOT)} imports {name}')
     assert not upward, sorted(upward)
+
+
+def test_only_the_tools_import_the_benchmarks():
+    """``mmclip.benchmarks`` measures the public API, above ``apis``: no
+    other room imports it."""
+    files = [path for path in glob.glob(
+        osp.join(REPO_ROOT, 'mmclip', '**', '*.py'), recursive=True)
+        if osp.join('mmclip', 'benchmarks', '') not in path]
+    upward = sorted(
+        f'{osp.relpath(path, REPO_ROOT)} imports {name}' for path in files
+        for name in set(imported_modules(path))
+        if name.startswith('mmclip.benchmarks'))
+    assert not upward, upward
+
+
+@pytest.mark.parametrize('module', ['errors', 'zero_shot_cache'])
+def test_bottom_modules_import_nothing_of_mmclip(module):
+    """Every room raises mmclip.errors and both zero-shot classifiers
+    (PyTorch head, ONNX scorer) use mmclip.zero_shot_cache: they stand
+    below all of them."""
+    path = osp.join(REPO_ROOT, 'mmclip', f'{module}.py')
+    assert not [name for name in imported_modules(path)
+                if name.startswith('mmclip')]

@@ -25,7 +25,6 @@
 import argparse
 import csv
 import os.path as osp
-import runpy
 import sys
 
 import torch
@@ -72,11 +71,8 @@ def pretrain_digits(args) -> dict:
     """Prepare the digits data, train the tiny config, score held-out
     digits zero-shot. Returns the accuracies (%)."""
     from mmclip.apis import prepare_train_config, train, zero_shot_accuracy
-    from mmclip.datasets.digits import CLASSNAMES, ZERO_SHOT_TEMPLATES
-
-    # The data preparation is a tool too (tools are scripts, not a package).
-    tool = osp.join(TOOLS_DIR, 'dataset_converters', 'prepare_digits.py')
-    prepare_digits = runpy.run_path(tool)['prepare_digits']
+    from mmclip.datasets.digits import (CLASSNAMES, ZERO_SHOT_TEMPLATES,
+                                        prepare_digits)
     prepare_digits(args.data_root)
     cfg = prepare_train_config(
         args.digits_config, work_dir=args.work_dir,
@@ -216,15 +212,17 @@ def print_digits_table(table: dict, epochs: int) -> None:
               ' | '.join(f'{accs[c]:>8.1f}' for c in columns) + ' |')
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run(args) -> None:
+    """The photo, then (unless skipped) the digits parts, as ``args``
+    say."""
     from skimage import data
+    from mmclip.apis.preflight import ConfigError, check_checkpoint
+    check_checkpoint(args.checkpoint, '--checkpoint')
     torch.manual_seed(args.seed)
     try:
         model = get_model(args.model, pretrained=args.checkpoint)
-    except (FileNotFoundError, ValueError) as err:  # path, name, mismatch
-        print(f'error: {err}', file=sys.stderr)
-        return 1
+    except ValueError as err:  # an unknown name, weights that do not fit
+        raise ConfigError(str(err)) from None
     image = data.chelsea()  # scikit-image's photo of Chelsea the cat
     probs = inference_model(model, image, texts=PROMPTS)['pred_scores']
     tokens = model.tokenizer(PROMPTS)
@@ -246,7 +244,13 @@ def main(argv=None) -> int:
         pretrain_digits(args)
         if not args.skip_fine_tune:
             fine_tune_digits(args, find_latest_checkpoint(args.work_dir))
-    return 0
+
+
+def main(argv=None) -> int:
+    """Run the demo; a user error prints one ``error:`` line and returns
+    1."""
+    from mmclip.apis.cli import run_tool
+    return run_tool(run, parse_args(argv))
 
 
 if __name__ == '__main__':

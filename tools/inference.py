@@ -35,6 +35,8 @@ from mmengine.config import DictAction
 
 from mmclip.apis import (extract_features, get_model, inference_model,
                          load_image, model_classes)
+from mmclip.apis.cli import run_tool
+from mmclip.apis.preflight import check_checkpoint, check_config_file
 from mmclip.visualization import save_prediction_panel, shorten_label
 
 RANDOM_WEIGHTS = ('WARNING: no --checkpoint given, the model has random '
@@ -80,7 +82,12 @@ def check_args(args) -> None:
 
     Raises:
         ValueError: Naming the argument and what to pass instead.
+        MissingFileError: The ``--model`` config file or the checkpoint is
+            missing.
     """
+    if args.model.endswith('.py'):  # a file, not a model or config name
+        check_config_file(args.model)
+    check_checkpoint(args.checkpoint, '--checkpoint')
     for path in args.images:
         if not osp.exists(path):
             raise ValueError(f'No such image file or folder: {path!r}.')
@@ -229,13 +236,8 @@ def run(args) -> List[dict]:
 def main(argv=None) -> int:
     """Run the tool; a bad argument or unreadable image prints one error
     line to stderr and returns 1 (no traceback)."""
-    args = parse_args(argv)
-    try:
-        run(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    return 0
+    return run_tool(run, parse_args(argv),
+                    user_errors=(ValueError, FileNotFoundError))
 
 
 if __name__ == '__main__':

@@ -61,13 +61,8 @@ def main(argv=None) -> int:
     """Evaluate; a user error prints one ``error:`` line and returns 1."""
     args = parse_args(argv)
     # Imported after parsing: --help answers without loading torch.
-    from mmclip.apis.preflight import USER_ERRORS
-    try:
-        run(args)
-    except USER_ERRORS as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    return 0
+    from mmclip.apis.cli import run_tool
+    return run_tool(run, args)
 
 
 if __name__ == '__main__':

@@ -1,10 +1,10 @@
 """Checks made before a Runner is built, so that a user's mistake costs
 one line that names the fix instead of a traceback minutes later.
 
-The errors raised here, :class:`ConfigError` and
-:class:`MissingFileError`, and the two others mmclip raises on purpose for
-bad input (:data:`USER_ERRORS`) are what ``tools/train.py`` and
-``tools/test.py`` print as one ``error: ...`` line with exit status 1;
+The errors raised here, :class:`~mmclip.errors.ConfigError` and
+:class:`~mmclip.errors.MissingFileError`, and the two others mmclip raises
+on purpose for bad input (:data:`USER_ERRORS`) are what the tools print as
+one ``error: ...`` line with exit status 1 (:func:`mmclip.apis.cli.run_tool`);
 any other exception keeps its traceback (it is a bug).
 """
 import difflib
@@ -13,12 +13,18 @@ import inspect
 import os
 import os.path as osp
 import re
-from typing import Iterator, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
 from mmclip.datasets.bad_samples import TooManyBadSamplesError
+from mmclip.errors import ConfigError, MissingFileError
 from mmclip.utils.checkpoint import UnsafeCheckpointError
+
+__all__ = [
+    'ConfigError', 'MissingFileError', 'USER_ERRORS', 'check_config_file',
+    'check_checkpoint', 'check_data_files', 'check_model_files'
+]
 
 # A config's header states how to prepare its data, e.g.
 #   python tools/dataset_converters/prepare_digits.py data/digits
@@ -27,19 +33,30 @@ _PREPARE_COMMAND = re.compile(
 # s3://, http://, pipe: ... are read by their own backends.
 _REMOTE = re.compile(r'^[A-Za-z][\w+.-]+:')
 
-
-class ConfigError(ValueError):
-    """A config or command-line value that cannot work, with its fix."""
-
-
-class MissingFileError(FileNotFoundError):
-    """A file or folder that a config or command line names is missing."""
-
-
 #: Exceptions whose message is meant for the user (it names the input and
 #: the fix); the tools print them without a traceback.
 USER_ERRORS = (ConfigError, MissingFileError, UnsafeCheckpointError,
                TooManyBadSamplesError)
+
+
+def _missing(path: str) -> str:
+    """``'PATH does not exist'``, with the working directory a relative
+    path was looked up in."""
+    where = '' if osp.isabs(path) else f' (in {os.getcwd()})'
+    return f'{path} does not exist{where}'
+
+
+def _leaf_configs() -> Dict[str, str]:
+    """Config name -> path of every config of mmclip but the ``_base_``
+    ones."""
+    from .model import config_roots
+    configs = {}
+    for root in config_roots():
+        for found in glob.glob(osp.join(root, '**', '*.py'), recursive=True):
+            if '_base_' not in found:
+                configs.setdefault(osp.splitext(osp.basename(found))[0],
+                                   found)
+    return configs
 
 
 def check_config_file(path: str) -> None:
@@ -51,13 +68,7 @@ def check_config_file(path: str) -> None:
     """
     if osp.isfile(path):
         return
-    from .model import config_roots
-    configs = {}
-    for root in config_roots():
-        for found in glob.glob(osp.join(root, '**', '*.py'), recursive=True):
-            if '_base_' not in found:
-                configs.setdefault(osp.splitext(osp.basename(found))[0],
-                                   found)
+    configs = _leaf_configs()
     name = osp.splitext(osp.basename(path))[0]
     close = difflib.get_close_matches(name, list(configs), n=3, cutoff=0.6)
     hint = (' Did you mean ' + ' or '.join(
@@ -140,12 +151,109 @@ def check_data_files(cfg: Config, loaders: Sequence[str]) -> None:
         for path, key in _dataset_files(dataset, f'{loader}.dataset'):
             if _REMOTE.match(path) or osp.exists(path):
                 continue
-            where = '' if osp.isabs(path) else f' (in {os.getcwd()})'
             commands = _PREPARE_COMMAND.findall(cfg.text)
             prepare = (f'Prepare the data with `{commands[0]}`' if commands
                        else 'Prepare the data as the comments of '
                        f'{cfg.filename} (and of its _base_ files) describe')
             raise MissingFileError(
-                f'{path} does not exist{where}: {loader} of {cfg.filename} '
+                f'{_missing(path)}: {loader} of {cfg.filename} '
                 f'reads it. {prepare}, or point the config at your copy '
                 f'with `--cfg-options {key}=...`.')
+
+
+def _weights_source(path: str) -> str:
+    """How to get the checkpoint ``path``: the training run that writes it
+    when it lies in the work dir of one of mmclip's configs
+    (``work_dirs/{config name}/epoch_N.pth``), else the converter."""
+    parts = osp.normpath(path).split(os.sep)
+    if 'work_dirs' in parts[:-2]:
+        config = _leaf_configs().get(parts[parts.index('work_dirs') + 1])
+        if config:
+            return ('It is written by training: run `python tools/train.py '
+                    f'{_shortest_path(config)}` first')
+    return ('Convert released weights with `python tools/model_converters/'
+            'clip_to_mmclip.py SRC OUT.pth`')
+
+
+def check_checkpoint(path: Optional[str], argument: str) -> None:
+    """Refuse a checkpoint given on the command line (or to an API function)
+    that does not exist, before any work.
+
+    Args:
+        path (str, optional): The checkpoint; None and remote URLs
+            (``s3://...``, ``https://...``) pass.
+        argument (str): What names it, the start of the message, e.g.
+            ``'CHECKPOINT'`` or ``'--checkpoint'``.
+
+    Raises:
+        MissingFileError: Naming the path, the argument and how to get the
+            file (see :func:`_weights_source`).
+    """
+    if path is None or _REMOTE.match(path) or osp.isfile(
+            osp.expanduser(path)):
+        return
+    raise MissingFileError(f'{argument} {_missing(path)}. '
+                           f'{_weights_source(path)}.')
+
+
+def _model_files(node, key: str,
+                 init_weights: bool) -> Iterator[Tuple[str, str, bool]]:
+    """``(path, config key, is weights)`` of the local files a model config
+    reads: every ``checkpoint`` of an ``init_cfg`` (mmengine's
+    ``Pretrained``, mmclip's ``ZeroShotInit``; lists of them included)
+    and the class-name and template ``.txt`` files of zero-shot heads and
+    ``ZeroShotInit``, at any depth. ``init_cfg`` entries only with
+    ``init_weights`` (they are read by ``model.init_weights()``, which
+    training runs and evaluation does not)."""
+    if isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            yield from _model_files(item, f'{key}.{i}', init_weights)
+        return
+    if not isinstance(node, dict):
+        return
+    # ZeroShotInit builds its CLIP without the heads and init_cfg.
+    zero_shot_init = str(node.get('type', '')).endswith('ZeroShotInit')
+    for name, value in node.items():
+        sub = f'{key}.{name}'
+        if isinstance(value, str) and name == 'checkpoint':
+            yield osp.expanduser(value), sub, True
+        elif (isinstance(value, str) and name in ('classnames', 'templates')
+              and value.endswith('.txt')):
+            yield osp.expanduser(value), sub, False
+        elif not (name == 'init_cfg' and not init_weights
+                  or name == 'clip' and zero_shot_init):
+            yield from _model_files(value, sub, init_weights)
+
+
+def check_model_files(cfg: Config, init_weights: bool = True) -> None:
+    """Refuse a config whose model reads a file that is not there, before
+    the Runner is built: ``load_from``, the ``checkpoint`` of every
+    ``init_cfg`` and the class-name / template ``.txt`` files (see
+    :func:`_model_files`).
+
+    Args:
+        cfg (Config): The loaded config (``cfg.filename`` names it in the
+            message).
+        init_weights (bool): Whether the run initialises the model's
+            weights from its ``init_cfg`` (training does; evaluation loads
+            a checkpoint instead and leaves them out). Defaults to True.
+
+    Raises:
+        MissingFileError: Naming the missing file, the config key that
+            points to it and the fix: for weights, the training command or
+            the converter (:func:`_weights_source`); in any case
+            ``--cfg-options KEY=...`` to point it elsewhere.
+    """
+    files = list(_model_files(cfg.get('model'), 'model', init_weights))
+    load_from = cfg.get('load_from')
+    if isinstance(load_from, str) and not cfg.get('resume'):
+        files.append((osp.expanduser(load_from), 'load_from', True))
+    for path, key, is_weights in files:
+        if _REMOTE.match(path) or osp.isfile(path):
+            continue
+        fix = (_weights_source(path) if is_weights else
+               'Write it (one entry per line), or name a registered set or '
+               'give a list')
+        raise MissingFileError(
+            f'{_missing(path)}: {key} of {cfg.filename} names it. {fix}, or '
+            f'point the config at your copy with `--cfg-options {key}=...`.')

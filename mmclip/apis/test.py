@@ -8,14 +8,15 @@ Besides the config's metrics this adds two optional outputs:
 - ``--show-dir DIR``: PNGs of the first images with their top-k classes
   (:class:`~mmclip.engine.hooks.ShowPredictionsHook`).
 """
+import numbers
 import os.path as osp
 from typing import Optional
 
 from mmengine.config import Config
 
 from .launch import setup_distributed
-from .preflight import (ConfigError, MissingFileError, check_config_file,
-                        check_data_files)
+from .preflight import (ConfigError, check_checkpoint, check_config_file,
+                        check_data_files, check_model_files)
 
 
 def prepare_test_config(config: str,
@@ -48,10 +49,7 @@ def prepare_test_config(config: str,
         ConfigError: The config has nothing to test.
     """
     check_config_file(config)
-    if checkpoint is not None and not osp.isfile(checkpoint):
-        raise MissingFileError(
-            f'Checkpoint {checkpoint!r} does not exist; convert released '
-            'weights with tools/model_converters/clip_to_mmclip.py.')
+    check_checkpoint(checkpoint, 'CHECKPOINT')
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -99,7 +97,8 @@ def test(cfg: Config, show_dir: Optional[str] = None,
         ...}``.
 
     Raises:
-        MissingFileError: The test data is missing.
+        MissingFileError: The test data, or a file the model reads, is
+            missing.
         ConfigError: The launcher cannot run here.
     """
     import mmclip.models  # noqa: F401 (registers the heads)
@@ -110,6 +109,7 @@ def test(cfg: Config, show_dir: Optional[str] = None,
     from mmclip.engine.hooks import ShowPredictionsHook
     from mmclip.utils.checkpoint import mmclip_checkpoint_loading
     check_data_files(cfg, ['test_dataloader'])
+    check_model_files(cfg, init_weights=False)
     setup_distributed(cfg)
     with mmclip_checkpoint_loading():
         runner = build_runner(cfg)
@@ -118,5 +118,9 @@ def test(cfg: Config, show_dir: Optional[str] = None,
         metrics = runner.test()
     if is_main_process():  # every rank has the same metrics
         for key, value in metrics.items():
-            print(f'{key}: {value}')
+            # Rounded as mmengine's log lines (a float32 accuracy prints as
+            # 99.99999237060547 otherwise).
+            real = isinstance(value, numbers.Real) and not isinstance(
+                value, numbers.Integral)
+            print(f'{key}: {value:.4f}' if real else f'{key}: {value}')
     return metrics

@@ -9,7 +9,7 @@ from mmclip.utils.checkpoint import (UnsafeCheckpointError,
                                      unsafe_globals)
 from .launch import setup_distributed
 from .preflight import (ConfigError, MissingFileError, check_config_file,
-                        check_data_files)
+                        check_data_files, check_model_files)
 
 # Plain wrappers and their AMP counterparts (``--amp`` switches between them).
 _AMP_WRAPPERS = {
@@ -133,8 +133,9 @@ def train(cfg: Config):
         mmengine.runner.Runner: The runner after training.
 
     Raises:
-        MissingFileError: The training (or validation) data, or the
-            checkpoint to resume from, is missing.
+        MissingFileError: The training (or validation) data, the
+            checkpoint to resume from, or a file the model reads (see
+            :func:`~mmclip.apis.preflight.check_model_files`) is missing.
         ConfigError: The launcher cannot run here.
         UnsafeCheckpointError: See :func:`check_resumable`.
     """
@@ -142,6 +143,7 @@ def train(cfg: Config):
     check_resumable(cfg)
     check_data_files(cfg, ['train_dataloader'] +
                      (['val_dataloader'] if cfg.get('val_cfg') else []))
+    check_model_files(cfg)
     setup_distributed(cfg)
     with mmclip_checkpoint_loading():
         runner = build_runner(cfg)

@@ -27,6 +27,9 @@ import torch
 from mmengine.config import Config
 
 from mmclip.utils.checkpoint import load_weights
+from mmclip.errors import shorten_list
+from .preflight import (check_checkpoint, check_config_file,
+                        check_data_files, check_model_files)
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -40,11 +43,6 @@ __all__ = [
 
 class CheckpointMismatchError(ValueError):
     """The two WiSE-FT endpoints are not weights of one architecture."""
-
-
-def _short(keys: Sequence[str], n: int = 8) -> str:
-    more = f' (+{len(keys) - n} more)' if len(keys) > n else ''
-    return ', '.join(keys[:n]) + more
 
 
 def check_same_architecture(zero_shot: StateDict,
@@ -64,10 +62,10 @@ def check_same_architecture(zero_shot: StateDict,
     only_fine_tuned = sorted(set(fine_tuned) - set(zero_shot))
     if only_zero_shot:
         problems.append(f'only in the zero-shot weights: '
-                        f'{_short(only_zero_shot)}')
+                        f'{shorten_list(only_zero_shot, 8)}')
     if only_fine_tuned:
         problems.append(f'only in the fine-tuned weights: '
-                        f'{_short(only_fine_tuned)}')
+                        f'{shorten_list(only_fine_tuned, 8)}')
     shapes = [
         f'{k} {tuple(zero_shot[k].shape)} vs {tuple(fine_tuned[k].shape)}'
         for k in sorted(set(zero_shot) & set(fine_tuned))
@@ -75,7 +73,7 @@ def check_same_architecture(zero_shot: StateDict,
     ]
     if shapes:
         problems.append(f'different shapes (zero-shot vs fine-tuned): '
-                        f'{_short(shapes)}')
+                        f'{shorten_list(shapes, 8)}')
     if problems:
         raise CheckpointMismatchError(
             'WiSE-FT interpolates two classifiers of one architecture, but '
@@ -172,6 +170,7 @@ def zero_shot_classifier_weights(config: Union[str, Config],
             'a fine-tune config (configs/clip/*_ft-*.py) or pass a zero-shot '
             'classifier checkpoint.')
     init_cfg['checkpoint'] = clip_checkpoint
+    check_model_files(cfg)  # e.g. a templates file of the ZeroShotInit
     _init_scope()
     from mmclip.registry import MODELS
     model = MODELS.build(cfg.model)
@@ -207,11 +206,21 @@ def load_wise_ft_endpoint(path: str,
         meta={})
 
 
+def _check_inputs(zero_shot: str, fine_tuned: str,
+                  config: Optional[Union[str, Config]]) -> None:
+    """Refuse missing endpoint checkpoints or config before any work."""
+    check_checkpoint(zero_shot, 'ZERO_SHOT')
+    check_checkpoint(fine_tuned, 'FINE_TUNED')
+    if isinstance(config, str):
+        check_config_file(config)
+
+
 def wise_ft(zero_shot: str,
             fine_tuned: str,
             out: str,
             alpha: float = 0.5,
-            config: Optional[Union[str, Config]] = None) -> StateDict:
+            config: Optional[Union[str, Config]] = None,
+            cfg_options: Optional[dict] = None) -> StateDict:
     """Write the WiSE-FT checkpoint of ``alpha`` to ``out``.
 
     Args:
@@ -226,12 +235,19 @@ def wise_ft(zero_shot: str,
             Defaults to 0.5.
         config (str | Config, optional): Needed when ``zero_shot`` is a CLIP
             checkpoint.
+        cfg_options (dict, optional): Overrides merged into ``config``
+            (e.g. other templates for the zero-shot classifier).
 
     Returns:
         dict[str, Tensor]: The interpolated weights.
+
+    Raises:
+        MissingFileError: A checkpoint, the config or a file it names is
+            missing (before any work).
     """
     from mmclip.converters.convert import save_mmclip_checkpoint
-    start = load_wise_ft_endpoint(zero_shot, config)
+    _check_inputs(zero_shot, fine_tuned, config)
+    start = load_wise_ft_endpoint(zero_shot, config, cfg_options)
     tuned = load_weights(fine_tuned)
     mixed = interpolate_weights(start['state_dict'], tuned['state_dict'],
                                 alpha)
@@ -268,6 +284,10 @@ def evaluate_wise_ft(config: str,
 
     Returns:
         list[dict]: ``{'alpha': a, **metrics}`` per alpha, in order.
+
+    Raises:
+        MissingFileError: A checkpoint, the config, its test data or a file
+            it names is missing (before any work).
     """
     from mmengine.model import is_model_wrapper
     from mmengine.runner import Runner
@@ -277,9 +297,12 @@ def evaluate_wise_ft(config: str,
     for alpha in alphas:  # refuse a bad alpha before any work
         if not 0 <= alpha <= 1:
             raise ValueError(f'alpha={alpha} must be in [0, 1].')
+    _check_inputs(zero_shot, fine_tuned, config)
     cfg = prepare_test_config(
         config, None, work_dir=work_dir or osp.join('work_dirs', 'wise_ft'),
         cfg_options=cfg_options)
+    check_data_files(cfg, ['test_dataloader'])
+    check_model_files(cfg, init_weights=False)
     start = load_wise_ft_endpoint(zero_shot, cfg)['state_dict']
     tuned = load_weights(fine_tuned)['state_dict']
     check_same_architecture(start, tuned)

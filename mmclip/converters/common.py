@@ -12,6 +12,8 @@ from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import torch
 
+from mmclip.errors import shorten_list
+
 # The keys of one mmclip transformer block, relative to ``resblocks.N.``.
 BLOCK_PARAMS = (r'(?:ln_[12]\.(?:weight|bias)|attn\.in_proj_(?:weight|bias)'
                 r'|attn\.out_proj\.(?:weight|bias)'
@@ -125,11 +127,9 @@ def check_unknown(unknown: List[str], layout: str) -> None:
         layout (str): Name of the layout, for the message.
     """
     if unknown:
-        shown = ', '.join(unknown[:8])
-        more = f' (and {len(unknown) - 8} more)' if len(unknown) > 8 else ''
         raise ConversionError(
             f'The {layout} checkpoint has {len(unknown)} parameter(s) mmclip '
-            f'has no place for: {shown}{more}. This variant (e.g. layer '
+            f'has no place for: {shorten_list(unknown, 8)}. This variant (e.g. layer '
             'scale, attention pooling, timm or HF text towers) is not '
             'supported by mmclip\'s CLIP towers; converting it would drop '
             'weights, so nothing was written.')

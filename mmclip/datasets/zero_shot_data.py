@@ -12,6 +12,8 @@ a tuple of strings.
 import os.path as osp
 from typing import Sequence, Tuple, Union
 
+from mmclip.errors import ConfigError, MissingFileError
+
 #: OpenAI's 80 ImageNet prompt templates (CLIP repository's
 #: Prompt_Engineering_for_ImageNet notebook).
 OPENAI_IMAGENET_TEMPLATES = (
@@ -176,15 +178,15 @@ def _resolve(value, registry: dict, what: str) -> Tuple[str, ...]:
             items = registry[value]()
         elif value.endswith('.txt') or osp.isfile(value):
             if not osp.isfile(value):
-                raise FileNotFoundError(
+                raise MissingFileError(
                     f'{what} file {value!r} does not exist; pass an existing '
                     f'.txt file (one per line), a list, or one of '
                     f'{sorted(registry)}.')
             items = _read_lines(value)
         else:
-            raise ValueError(f'Unknown {what} {value!r}: use one of '
-                             f'{sorted(registry)}, a list, or a .txt file '
-                             'with one entry per line.')
+            raise ConfigError(f'Unknown {what} {value!r}: use one of '
+                              f'{sorted(registry)}, a list, or a .txt file '
+                              'with one entry per line.')
     elif isinstance(value, Sequence):
         items = tuple(value)
     else:

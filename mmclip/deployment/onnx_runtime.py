@@ -24,6 +24,10 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from mmclip.deprecation import renamed_argument
+from mmclip.zero_shot_cache import (DEFAULT_CACHE_DIR, files_fingerprint,
+                                    load_cached_classifier,
+                                    save_cached_classifier,
+                                    zero_shot_cache_key)
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 
@@ -160,6 +164,12 @@ class OnnxCLIP:
         num_threads (int, optional): Threads per operator
             (``intra_op_num_threads``); None lets ONNX Runtime use every
             physical core. Defaults to None.
+        cache_dir (str, optional): Disk cache of the exported zero-shot
+            head's classifier (``<key>.npy``, keyed as the PyTorch head's
+            by :func:`mmclip.zero_shot_cache.zero_shot_cache_key`, with a
+            hash of ``text_encoder.onnx`` for the text tower): ImageNet's
+            80,000 prompts are run once. None disables it. Defaults to
+            ``~/.cache/mmclip/zero_shot``.
 
     Examples:
         >>> model = OnnxCLIP('work_dirs/onnx')
@@ -170,7 +180,8 @@ class OnnxCLIP:
     def __init__(self,
                  export_dir: str,
                  providers: Optional[Sequence[str]] = None,
-                 num_threads: Optional[int] = None):
+                 num_threads: Optional[int] = None,
+                 cache_dir: Optional[str] = DEFAULT_CACHE_DIR):
         try:
             import onnxruntime as ort
         except ImportError as err:
@@ -194,6 +205,8 @@ class OnnxCLIP:
         self.text_session = session(self.meta['text'])
         self.tokenizer = CLIPBPETokenizer(
             context_length=self.meta['text']['context_length'])
+        self.cache_dir = (osp.expanduser(cache_dir)
+                          if cache_dir is not None else None)
         self._zero_shot_weights = None
 
     @property
@@ -285,7 +298,8 @@ class OnnxCLIP:
     def text_classifier(self,
                         classnames: Sequence[str],
                         templates: Sequence[str] = ('{}', ),
-                        batch_size: int = 256) -> np.ndarray:
+                        batch_size: int = 256,
+                        progress: Optional[bool] = None) -> np.ndarray:
         """The CLIP paper's prompt ensemble, as
         :func:`mmclip.models.utils.build_zero_shot_classifier`: per class the
         mean of the normalised embeddings of its prompts, renormalised.
@@ -295,6 +309,9 @@ class OnnxCLIP:
             templates (Sequence[str]): ``T`` templates with ``{}``. Defaults
                 to ``('{}', )``: each text as given.
             batch_size (int): Prompts per text-encoder run. Defaults to 256.
+            progress (bool, optional): Show a progress bar (tqdm, when
+                installed). Defaults to None: when there is more than one
+                run of prompts.
 
         Returns:
             np.ndarray: ``(embed_dims, C)`` float32.
@@ -307,23 +324,53 @@ class OnnxCLIP:
             raise ValueError('Templates must contain "{}" for the class '
                              f'name: {bad[:3]}')
         prompts = [t.format(c) for c in classnames for t in templates]
+        starts = range(0, len(prompts), batch_size)
+        if progress is None:
+            progress = len(starts) > 1
         feats = np.concatenate([
             self.encode_text(prompts[i:i + batch_size], normalize=True)
-            for i in range(0, len(prompts), batch_size)
+            for i in _progress_bar(
+                starts, progress, unit='batch',
+                desc=f'{len(classnames)} classes x {len(templates)} '
+                'templates')
         ])
         feats = feats.reshape(len(classnames), len(templates), -1)
         return l2_normalize(feats.mean(1)).T.astype(np.float32)
 
+    def text_fingerprint(self) -> str:
+        """Identifies the exported text tower's weights: a hash of its
+        files (the graph and, for large towers, its ``.data``)."""
+        graph = osp.join(self.export_dir, self.meta['text']['file'])
+        return 'onnx:' + files_fingerprint([graph, graph + '.data'])
+
+    def zero_shot_cache_path(self) -> Optional[str]:
+        """The exported zero-shot classifier's cache file (None without
+        ``cache_dir`` or a zero-shot head)."""
+        zero_shot = self.meta.get('zero_shot')
+        if self.cache_dir is None or not zero_shot:
+            return None
+        key = zero_shot_cache_key(self.text_fingerprint(),
+                                  zero_shot['classes'],
+                                  zero_shot['templates'])
+        return osp.join(self.cache_dir, key + '.npy')
+
     def _zero_shot(self):
-        """The zero-shot head's ``(classifier, scale)``, built once."""
+        """The zero-shot head's ``(classifier, scale)``: from memory, the
+        disk cache, or built (and cached)."""
         zero_shot = self.meta.get('zero_shot')
         if not zero_shot:
             raise ValueError(
                 f'{self.meta["config"]} has no zero-shot head, so the export '
                 "names no classes: pass texts=['a dog', 'a cat', ...].")
         if self._zero_shot_weights is None:
-            self._zero_shot_weights = self.text_classifier(
-                zero_shot['classes'], zero_shot['templates'])
+            path = self.zero_shot_cache_path()
+            weights = load_cached_classifier(path,
+                                             len(zero_shot['classes']))
+            if weights is None:
+                weights = self.text_classifier(zero_shot['classes'],
+                                               zero_shot['templates'])
+                save_cached_classifier(path, weights)
+            self._zero_shot_weights = weights
         return self._zero_shot_weights, zero_shot['scale']
 
     def predict(self,
@@ -389,3 +436,15 @@ class OnnxCLIP:
                     result['img_path'] = os.fspath(image)
                 results.append(result)
         return results[0] if single else results
+
+
+def _progress_bar(items, show: bool, **tqdm_kwargs):
+    """``items``, through a tqdm bar when ``show`` and tqdm is installed
+    (the scoring-only install may lack it)."""
+    if not show:
+        return items
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, **tqdm_kwargs)

@@ -29,8 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmclip.models.pretrained import (CheckpointMismatchError,
-                                            load_pretrained)
+from mmclip.models.pretrained import CheckpointMismatchError, load_pretrained
 
 #: How to get a labelled split, said by every missing-label error.
 LABELLED_DATA_HINT = (

@@ -9,6 +9,8 @@ from typing import Dict, List, Optional
 import torch.nn as nn
 from mmengine.logging import MMLogger
 
+from mmclip.errors import shorten_list
+
 from .backbones.clip_vit import CLIPVisionTransformer
 from .text_encoders.clip_text import CLIPTextTransformer
 from .utils.arch import resolve_arch
@@ -99,7 +101,7 @@ def load_pretrained(model: nn.Module,
             [prefix + k for k in missing], [prefix + k for k in own]))
     if strict and unexpected:
         problems.append('unexpected: ' +
-                        _short([prefix + k for k in unexpected]))
+                        shorten_list([prefix + k for k in unexpected]))
     if problems:
         # strict=False loads keys that fit; it cannot load other shapes.
         partial = '' if shape_errors else (
@@ -113,8 +115,8 @@ def load_pretrained(model: nn.Module,
     if missing or unexpected:
         MMLogger.get_current_instance().warning(
             f'Loaded {checkpoint} non-strictly; missing '
-            f'{_short([prefix + k for k in missing])}, unexpected '
-            f'{_short([prefix + k for k in unexpected])}.')
+            f'{shorten_list([prefix + k for k in missing])}, unexpected '
+            f'{shorten_list([prefix + k for k in unexpected])}.')
     return meta
 
 
@@ -150,12 +152,7 @@ def _summarize(missing: List[str], own: List[str]) -> str:
                          f'has no {top})')
         else:
             parts.extend(gone)
-    return _short(parts)
-
-
-def _short(keys: List[str], n: int = 5) -> str:
-    more = f' (+{len(keys) - n} more)' if len(keys) > n else ''
-    return ', '.join(keys[:n]) + more
+    return shorten_list(parts)
 
 
 def _resolved(cfg: dict, key: str) -> Dict[str, object]:

@@ -42,8 +42,8 @@ def digits_export(tmp_path_factory):
     checkpoint = str(root / 'digits.pth')
     torch.save({'state_dict': model.state_dict()}, checkpoint)
     out = str(root / 'export')
-    meta = load_tool('deployment/pytorch2onnx.py').main(
-        [DIGITS_CFG, checkpoint, '--out', out])
+    tool = load_tool('deployment/pytorch2onnx.py')
+    meta = tool.run(tool.parse_args([DIGITS_CFG, checkpoint, '--out', out]))
     model = get_model(DIGITS_CFG, pretrained=checkpoint,
                       cfg_options=NO_CACHE)
     return model, out, meta
@@ -131,8 +131,8 @@ def test_cli_writes_files_and_sidecar(digits_export):
 
 
 def test_cli_random_weights_warns_and_resizes(tmp_path, capsys):
-    load_tool('deployment/pytorch2onnx.py').main(
-        [DIGITS_CFG, '--out', str(tmp_path), '--img-size', '40'])
+    assert load_tool('deployment/pytorch2onnx.py').main(
+        [DIGITS_CFG, '--out', str(tmp_path), '--img-size', '40']) == 0
     assert 'RANDOM weights' in capsys.readouterr().err
     meta = OnnxCLIP(str(tmp_path)).meta
     assert (meta['image']['size'], meta['image']['crop_size'],
@@ -208,7 +208,7 @@ def test_predict_matches_inference_model(digits_export):
     """The exported zero-shot head (classes x templates, learned
     temperature), prompt ensembles, a given temperature, one image."""
     model, out, _ = digits_export
-    runtime = OnnxCLIP(out)
+    runtime = OnnxCLIP(out, cache_dir=None)  # tests never write ~/.cache
     photos = [skdata.chelsea(), skdata.coins(), skdata.rocket()]
     runs = [
         {},
@@ -225,6 +225,44 @@ def test_predict_matches_inference_model(digits_export):
     single = runtime.predict(photos[0], texts=TEXTS)
     assert isinstance(single, dict) and single['pred_scores'].shape == (4, )
     assert runtime.classes == list(model.predict_head.classnames)
+
+
+def test_zero_shot_classifier_is_built_once_per_cache(digits_export,
+                                                      tmp_path, monkeypatch):
+    """The exported head's classifier is written to cache_dir under the
+    PyTorch head's key scheme; another OnnxCLIP on the same export reads
+    it without running the text graph."""
+    from mmclip.zero_shot_cache import zero_shot_cache_key
+    _, out, meta = digits_export
+    photo = skdata.chelsea()
+    first = OnnxCLIP(out, cache_dir=str(tmp_path))
+    expected = first.predict(photo)['pred_scores']
+    classes, templates = (meta['zero_shot'][k]
+                          for k in ('classes', 'templates'))
+    key = zero_shot_cache_key(first.text_fingerprint(), classes, templates)
+    assert [p.name for p in tmp_path.iterdir()] == [key + '.npy']
+
+    second = OnnxCLIP(out, cache_dir=str(tmp_path))
+    runs = []
+    monkeypatch.setattr(second.text_session, 'run',
+                        lambda *args: runs.append(args))
+    np.testing.assert_array_equal(second.predict(photo)['pred_scores'],
+                                  expected)
+    assert runs == []  # the text graph did not run
+    # Other templates are another classifier: built, not read.
+    third = OnnxCLIP(out, cache_dir=str(tmp_path))
+    third.meta = dict(meta, zero_shot=dict(meta['zero_shot'],
+                                           templates=['a {}.']))
+    third.predict(photo)
+    assert len(list(tmp_path.glob('*.npy'))) == 2
+
+
+def test_many_prompts_show_progress(digits_export, capsys):
+    runtime = OnnxCLIP(digits_export[1], cache_dir=None)
+    runtime.text_classifier(['zero', 'one'], ['{}', 'a {}'], batch_size=2)
+    assert 'templates' in capsys.readouterr().err  # 2 runs: a bar
+    runtime.text_classifier(['zero', 'one'], ['{}', 'a {}'])
+    assert capsys.readouterr().err == ''  # one run: no bar
 
 
 def test_errors_name_the_fix(b32_export, tmp_path):

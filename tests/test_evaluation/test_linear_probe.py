@@ -18,6 +18,7 @@ import mmclip.evaluation
 from mmclip.evaluation import (LinearProbeInputError, LinearProbeMetric,
                                extract_labelled_features, image_features,
                                linear_probe, load_image_tower)
+from mmclip.datasets.digits import prepare_digits
 from mmclip.registry import METRICS
 
 from conftest import REPO_ROOT, TINY_VISION, load_tool
@@ -150,8 +151,7 @@ def digits_project(tmp_path_factory):
     expect it, and a tiny digits CLIP with random weights."""
     from mmclip.apis import get_model
     project = tmp_path_factory.mktemp('project')
-    load_tool('dataset_converters/prepare_digits.py').prepare_digits(
-        str(project / 'data' / 'digits'))
+    prepare_digits(str(project / 'data' / 'digits'))
     torch.manual_seed(0)
     clip = get_model(osp.join(DIGITS_CONFIGS, PRETRAIN))
     torch.save(dict(state_dict=clip.state_dict(), meta={}),

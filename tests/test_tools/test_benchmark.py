@@ -1,6 +1,6 @@
-"""tools/benchmark*.py and tools/gpu_check.sh: FLOPs and MFU, the rows'
-arguments, the DDP/FSDP comparison, and the GPU script (checked here,
-never run: CI has no GPU)."""
+"""tools/benchmarks/: the rows' arguments, the same architecture from every
+library, the train rows, the DDP/FSDP comparison, and the GPU script
+(checked here, never run: CI has no GPU)."""
 import os.path as osp
 import shlex
 import subprocess
@@ -9,50 +9,16 @@ import pytest
 import torch
 from conftest import REPO_ROOT, load_tool
 
-GPU_CHECK = osp.join(REPO_ROOT, 'tools', 'gpu_check.sh')
+from mmclip.benchmarks.flops import count_flops
+from mmclip.benchmarks.peers import (LIBRARIES, build_models, encoders,
+                                     make_prompts)
+from mmclip.benchmarks.train_step import measure_training
 
-
-def test_flops_are_counted_through_fused_attention():
-    mfu = load_tool('benchmark_mfu.py')
-    linear = torch.nn.Linear(8, 4)
-    x = torch.randn(3, 8)
-    assert mfu.count_flops(lambda: linear(x)) == 2 * 3 * 8 * 4
-    # nn.MultiheadAttention's inference fast path (open_clip's towers) is
-    # one fused op the counter does not know; it must still be counted:
-    # 4 projections of (2 x 5 tokens, 16 -> 16) + 2 attention products.
-    attn = torch.nn.MultiheadAttention(16, 4, batch_first=True).eval()
-    q = torch.randn(2, 5, 16)
-    expected = 4 * 2 * (2 * 5 * 16 * 16) + 2 * 2 * (2 * 5 * 5 * 16)
-    with torch.inference_mode():
-        assert mfu.count_flops(
-            lambda: attn(q, q, q, need_weights=False)) == expected
-    loss = lambda: linear(x).sum().backward()  # noqa: E731
-    # Backward adds the weight gradient's product (x needs none).
-    assert mfu.count_flops(loss) == 2 * 2 * 3 * 8 * 4
-
-
-def test_peak_table_picks_the_variant_and_mfu_uses_it(monkeypatch):
-    mfu = load_tool('benchmark_mfu.py')
-    names = {'NVIDIA H200': 989., 'NVIDIA H200 NVL': 835.,
-             'NVIDIA H100 80GB HBM3': 989., 'NVIDIA H100 PCIe': 756.,
-             'NVIDIA A100-SXM4-80GB': 312., 'NVIDIA GeForce RTX 4090': None}
-    for name, peak in names.items():
-        monkeypatch.setattr(torch.cuda, 'get_device_name', lambda *a: name)
-        assert mfu.peak_tflops('cuda:0') == peak, name
-    assert mfu.peak_tflops('cpu') is None
-    assert mfu.peak_tflops('cpu', override=2.5) == 2.5
-    # 1e12 FLOPs per call of 100 items at 200 items/s on a 10 TFLOP/s peak.
-    row = mfu.flops_row({'a': 200., 'b': None}, {'a': 1e12, 'b': 1e12}, 100,
-                        10.)
-    assert row == {'a': pytest.approx(20.), 'b': None}
-    assert mfu.flops_row({'a': 200.}, {'a': 1e12}, 100, None) == {
-        'a': pytest.approx(2000.)}  # GFLOP/s without a peak
-    assert mfu.flops_row_name('image encode (img/s)', 989.) == \
-        'image encode: MFU (% of 989 TFLOP/s bf16)'
+GPU_CHECK = osp.join(REPO_ROOT, 'tools', 'benchmarks', 'gpu_check.sh')
 
 
 def test_benchmark_arguments():
-    bench = load_tool('benchmark.py')
+    bench = load_tool('benchmarks/benchmark.py')
     args = bench.parse_args(['--arch', 'l14', '--rows', 'train,encode',
                              '--libraries', 'open_clip', '--compile'])
     assert (args.arch, args.rows, args.libraries, args.compile) == (
@@ -64,21 +30,18 @@ def test_benchmark_arguments():
 
 
 def test_libraries_build_the_same_architecture_and_flops_are_their_own():
-    bench = load_tool('benchmark.py')
-    mfu = load_tool('benchmark_mfu.py')
-    models = bench.build_models('tiny', bench.LIBRARIES, 'cpu',
-                                torch.float32)
+    models = build_models('tiny', LIBRARIES, 'cpu', torch.float32)
     sizes = {name: sum(p.numel() for p in m.parameters())
              for name, m in models.items()}
     assert len(set(sizes.values())) == 1, sizes
     images = torch.randn(2, 3, 32, 32)
     import open_clip
-    ids = open_clip.tokenize(bench.make_prompts(2))
+    ids = open_clip.tokenize(make_prompts(2))
     flops = {}
     with torch.inference_mode():
-        for name, (image, text) in bench.encoders(models).items():
-            flops[name] = (mfu.count_flops(lambda: image(images)),
-                           mfu.count_flops(lambda: text(ids)))
+        for name, (image, text) in encoders(models).items():
+            flops[name] = (count_flops(lambda: image(images)),
+                           count_flops(lambda: text(ids)))
     assert len({f[0] for f in flops.values()}) == 1  # same image work
     # mmclip trims the prompts' padded tail: a fraction of the text work.
     assert flops['open_clip'][1] == flops['transformers'][1]
@@ -86,17 +49,15 @@ def test_libraries_build_the_same_architecture_and_flops_are_their_own():
 
 
 def test_train_rows_with_patch_dropout_count_fewer_flops():
-    bench = load_tool('benchmark.py')
+    bench = load_tool('benchmarks/benchmark.py')
     args = bench.parse_args(['--arch', 'tiny', '--grad-ckpt', 'off',
                              '--patch-dropout', '0.5', '--repeats', '1',
                              '--train-batch', '2'])
-    models = bench.build_models('tiny', bench.LIBRARIES, 'cpu',
-                                torch.float32)
+    models = build_models('tiny', LIBRARIES, 'cpu', torch.float32)
     x = torch.randn(2, 3, 32, 32)
     import open_clip
-    ids = open_clip.tokenize(bench.make_prompts(2))
-    rows = load_tool('benchmark_train.py').measure_training(
-        models, x, ids, args, bench.best_rates, lambda: None, peak=1e-3)
+    ids = open_clip.tokenize(make_prompts(2))
+    rows = measure_training(models, x, ids, args, lambda: None, peak=1e-3)
     assert list(rows) == [
         'train step (samples/s)',
         'train step: MFU (% of 0.001 TFLOP/s bf16)',
@@ -126,20 +87,20 @@ def gpu_check_steps(*args):
 def test_gpu_check_script_parses_and_every_step_is_a_valid_command():
     subprocess.run(['bash', '-n', GPU_CHECK], check=True)
     steps = gpu_check_steps('--dry-run')
-    bench = load_tool('benchmark.py')
-    strategies = load_tool('benchmark_strategies.py')
+    bench = load_tool('benchmarks/benchmark.py')
+    strategies = load_tool('benchmarks/benchmark_strategies.py')
     seen = set()
     for argv in steps:
         script = next(a for a in argv if a.startswith('tools/'))
         rest = argv[argv.index(script) + 1:]
-        if script == 'tools/benchmark.py':
+        if script == 'tools/benchmarks/benchmark.py':
             args = bench.parse_args(rest)
             seen.update(args.rows)
             assert args.device == 'cuda'
             if args.rows != ['pipeline']:  # the models' rows
                 assert args.arch == 'b16' and args.dtype == 'bf16'
         else:
-            assert script == 'tools/benchmark_strategies.py'
+            assert script == 'tools/benchmarks/benchmark_strategies.py'
             assert strategies.parse_args(rest).iters == 20
             seen.add('strategies')
     assert seen == {'encode', 'zero-shot', 'train', 'pipeline', 'strategies'}
@@ -158,8 +119,8 @@ def test_ddp_and_fsdp_configs_train_the_same_batches_to_the_same_losses():
     DDP; FlexibleRunner with FSDPStrategy), in a process group of one on the
     CPU, and train 3 iterations of a tiny model from the same weights on
     the same batches: fp32 here, so the losses are equal."""
-    strategies = load_tool('benchmark_strategies.py')
-    results = strategies.main(['--tiny'])
+    strategies = load_tool('benchmarks/benchmark_strategies.py')
+    results = strategies.run(strategies.parse_args(['--tiny']))
     ddp, fsdp = results['DDP']['losses'], results['FSDP']['losses']
     assert len(ddp) == len(fsdp) == 3
     assert fsdp == pytest.approx(ddp, rel=1e-5)

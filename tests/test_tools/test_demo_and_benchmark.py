@@ -18,9 +18,9 @@ def test_demo_scores_the_real_photo_and_says_weights_are_random(capsys):
 
 
 def test_benchmark_tool_runs_all_rows_side_by_side(tmp_path):
-    bench = load_tool('benchmark.py')
+    bench = load_tool('benchmarks/benchmark.py')
     out = tmp_path / 'table.md'
-    text = bench.main(['--quick', '--out', str(out)])
+    text = bench.run(bench.parse_args(['--quick', '--out', str(out)]))
     assert out.read_text().endswith(text + '\n')  # after the header line
     table, onnx_table = text.split('\n\n')
     rows = {r.split(' | ')[0][2:]: r.split(' | ')[1:]

@@ -158,3 +158,25 @@ def test_command_line_sweep_in_a_fresh_folder(setup, tmp_path):
     results = json.loads((tmp_path / 'curve.json').read_text())
     assert [r['alpha'] for r in results] == [0, 0.5, 1]
     assert all(0 <= r['accuracy/top1'] <= 100 for r in results)
+
+
+def test_one_checkpoint_with_cfg_options(setup, tmp_path):
+    """``--alpha`` with ``--config`` and ``--cfg-options``: the zero-shot
+    endpoint is the classifier of the overridden config (here other
+    templates), not of the config as written."""
+    templates = tmp_path / 'templates.txt'
+    templates.write_text('a drawing of the number {}.\n{} on paper\n')
+    option = f'model.init_cfg.templates={templates}'
+    expected = zero_shot_classifier_weights(
+        setup['config'], setup['clip'],
+        cfg_options={'model.init_cfg.templates': str(templates)})
+    assert not torch.equal(expected['head.fc.weight'],
+                           setup['zero_shot']['head.fc.weight'])
+    out = str(tmp_path / 'alpha0.pth')
+    tool = load_tool('model_converters/wise_ft.py')
+    assert tool.main([setup['clip'], setup['tuned'], out, '--alpha', '0',
+                      '--config', setup['config'], '--cfg-options',
+                      option]) == 0
+    saved = torch.load(out, weights_only=True)['state_dict']
+    for key, value in expected.items():
+        assert torch.equal(saved[key], value), key

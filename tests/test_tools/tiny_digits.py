@@ -1,16 +1,20 @@
 """A few of scikit-learn's digits written as
-``tools/dataset_converters/prepare_digits.py`` writes them (same images,
+:func:`mmclip.datasets.digits.prepare_digits` writes them (same images,
 captions and files), in a second instead of the full set's ~15 s: data for
 tests that run the real tools."""
 import csv
 import os
 import os.path as osp
 
-from conftest import REPO_ROOT, load_tool
+from conftest import REPO_ROOT
+
+from mmclip.datasets.digits import (CLASSNAMES, TRAIN_TEMPLATES, digit_image,
+                                    train_caption)
 
 
 def write_tiny_digits(root: str, num_train: int, num_val: int) -> str:
-    """Write ``train.csv`` (the first ``num_train`` digits, captioned),
+    """Write ``train.csv`` (the first ``num_train`` digits, captioned and
+    labelled),
     ``val.csv`` (the next ``num_val``, labelled), ``classnames.txt`` and
     ``images/`` to ``root``.
 
@@ -18,24 +22,23 @@ def write_tiny_digits(root: str, num_train: int, num_val: int) -> str:
         str: ``root``, the ``data_root`` of the digits configs.
     """
     from sklearn.datasets import load_digits
-    prep = load_tool('dataset_converters/prepare_digits.py')
     os.makedirs(osp.join(root, 'images'), exist_ok=True)
     digits = load_digits()
-    train, val = [('filepath', 'title')], [('filepath', 'label')]
+    train, val = [('filepath', 'title', 'label')], [('filepath', 'label')]
     for i in range(num_train + num_val):
         rel, label = f'images/{i:04d}.png', int(digits.target[i])
-        prep.digit_image(digits.images[i], 32, 'bilinear').save(
+        digit_image(digits.images[i], 32, 'bilinear').save(
             osp.join(root, rel))
         if i < num_train:
-            template = prep.TRAIN_TEMPLATES[i % len(prep.TRAIN_TEMPLATES)]
-            train.append((rel, prep.train_caption(label, template)))
+            template = TRAIN_TEMPLATES[i % len(TRAIN_TEMPLATES)]
+            train.append((rel, train_caption(label, template), label))
         else:
             val.append((rel, label))
     for name, rows in (('train.csv', train), ('val.csv', val)):
         with open(osp.join(root, name), 'w', newline='') as f:
             csv.writer(f).writerows(rows)
     with open(osp.join(root, 'classnames.txt'), 'w') as f:
-        f.write('\n'.join(prep.CLASSNAMES) + '\n')
+        f.write('\n'.join(CLASSNAMES) + '\n')
     return root
 
 

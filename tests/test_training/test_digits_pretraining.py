@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from conftest import REPO_ROOT, load_tool
+from mmclip.datasets.digits import prepare_digits
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'clip',
                   'clip_vit-tiny-p8_1xb32-24e_digits-32px.py')
@@ -21,7 +22,7 @@ HERE = osp.dirname(osp.abspath(__file__))
 @pytest.fixture(scope='module')
 def digits_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('digits'))
-    load_tool('dataset_converters/prepare_digits.py').prepare_digits(root)
+    prepare_digits(root)
     return root
 
 
@@ -140,10 +141,10 @@ def test_digits_zero_shot_top1_at_least_85(tmp_path, digits_root,
     """The full tiny config, from scratch: >= 85 % zero-shot top-1 on the
     held-out digits, with prompts that never occur in training captions."""
     from PIL import Image
-    from mmclip.datasets.digits import CLASSNAMES, ZERO_SHOT_TEMPLATES
-    prep = load_tool('dataset_converters/prepare_digits.py')
-    train_captions = {prep.train_caption(d, t) for d in range(10)
-                      for t in prep.TRAIN_TEMPLATES}
+    from mmclip.datasets.digits import (CLASSNAMES, TRAIN_TEMPLATES,
+                                        ZERO_SHOT_TEMPLATES, train_caption)
+    train_captions = {train_caption(d, t) for d in range(10)
+                      for t in TRAIN_TEMPLATES}
     prompts = {t.format(c) for t in ZERO_SHOT_TEMPLATES for c in CLASSNAMES}
     assert not any(p.rstrip('.') in train_captions or p in train_captions
                    for p in prompts)

@@ -81,28 +81,38 @@ def run(args) -> dict:
     from mmengine.registry import init_default_scope
 
     from mmclip.apis import get_model
+    from mmclip.apis.preflight import (check_checkpoint, check_config_file,
+                                       check_data_files)
     from mmclip.evaluation import (LinearProbeInputError,
                                    build_probe_dataloader, check_labelled,
                                    load_image_tower, probe_dataloaders)
 
+    check_config_file(args.config)
+    check_checkpoint(args.checkpoint, 'CHECKPOINT')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmclip'))
-    for split in (args.train_split, args.test_split):
-        if cfg.get(split) is None:
-            raise LinearProbeInputError(
-                f'{args.config} has no {split}: pass --train-split / '
-                '--test-split as one of its dataloaders (train_dataloader, '
-                'val_dataloader, test_dataloader).')
-    pipeline = cfg[args.test_split].dataset.pipeline
-    # Both splits are checked for labels before the model is loaded.
+    splits = (args.train_split, args.test_split)
+    present = [split for split in splits if cfg.get(split) is not None]
+    check_data_files(cfg, present)
+    # Every split is checked for labels before the model is loaded, and
+    # before a missing split is named: a caption (pretraining) config is
+    # the wrong kind of config whichever dataloaders it has. Both splits
+    # are read with the test split's pipeline (present[-1] when it exists).
     loaders = {}
-    for split in (args.train_split, args.test_split):
+    for split in present:
         loaders[split] = build_probe_dataloader(
-            cfg[split], pipeline, batch_size=args.batch_size,
-            num_workers=args.num_workers, seed=args.seed)
+            cfg[split], cfg[present[-1]].dataset.pipeline,
+            batch_size=args.batch_size, num_workers=args.num_workers,
+            seed=args.seed)
         check_labelled(loaders[split].dataset, f'{split} of {args.config}')
+    missing = [split for split in splits if split not in present]
+    if missing:
+        raise LinearProbeInputError(
+            f'{args.config} has no {missing[0]}: pass --train-split / '
+            '--test-split as one of its dataloaders (train_dataloader, '
+            'val_dataloader, test_dataloader).')
     model = get_model(cfg, device=args.device)
     load_image_tower(model, args.checkpoint)
     res = probe_dataloaders(
@@ -126,13 +136,10 @@ def main(argv=None) -> int:
     """Probe; an unusable split or checkpoint prints one ``error:`` line
     and returns 1."""
     args = parse_args(argv)
+    from mmclip.apis.cli import run_tool
     from mmclip.evaluation import LinearProbeInputError
-    try:
-        run(args)
-    except (LinearProbeInputError, FileNotFoundError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    return 0
+    return run_tool(run, args,
+                    user_errors=(LinearProbeInputError, FileNotFoundError))
 
 
 if __name__ == '__main__':

@@ -47,11 +47,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> dict:
-    """Export; returns the sidecar's content."""
-    args = parse_args(argv)
+def run(args) -> dict:
+    """Export as ``args`` say; returns the sidecar's content."""
     from mmclip.apis import get_model
+    from mmclip.apis.preflight import check_checkpoint, check_config_file
     from mmclip.deployment import export_onnx
+    if args.config.endswith('.py'):  # a file, not a model or config name
+        check_config_file(args.config)
+    check_checkpoint(args.checkpoint, 'CHECKPOINT')
     if args.checkpoint is None:
         print(f'{BANNER}\nNo CHECKPOINT given: exporting RANDOM weights. The '
               'ONNX files are only good for testing.\n' + BANNER,
@@ -75,5 +78,13 @@ def main(argv=None) -> dict:
     return meta
 
 
+def main(argv=None) -> int:
+    """Export; a missing config or checkpoint prints one ``error:`` line
+    and returns 1."""
+    args = parse_args(argv)
+    from mmclip.apis.cli import run_tool
+    return run_tool(run, args)
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

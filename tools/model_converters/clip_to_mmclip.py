@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from mmclip.apis.cli import run_tool
 from mmclip.converters import (FORMATS, ConversionError, convert_file,
                                describe_formats)
 
@@ -38,20 +39,16 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    """Run the converter; returns the exit status (0 ok, 1 refused)."""
-    args = parse_args(argv)
-    try:
-        meta = convert_file(
-            args.src,
-            args.dst,
-            fmt=args.format,
-            act=args.act,
-            vision_heads=args.vision_heads,
-            text_heads=args.text_heads)
-    except (ConversionError, FileNotFoundError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
+def run(args) -> dict:
+    """Convert as ``args`` say; returns the conversion's meta (see
+    :func:`mmclip.converters.convert_file`)."""
+    meta = convert_file(
+        args.src,
+        args.dst,
+        fmt=args.format,
+        act=args.act,
+        vision_heads=args.vision_heads,
+        text_heads=args.text_heads)
     summary = {
         k: meta[k]
         for k in ('source_format', 'act_cfg', 'act_certain', 'towers')
@@ -61,7 +58,13 @@ def main(argv=None) -> int:
     for note in meta['notes']:
         print(f'note: {note}')
     print(f'Saved {args.dst}')
-    return 0
+    return meta
+
+
+def main(argv=None) -> int:
+    """Run the converter; returns the exit status (0 ok, 1 refused)."""
+    return run_tool(run, parse_args(argv),
+                    user_errors=(ConversionError, FileNotFoundError))
 
 
 if __name__ == '__main__':

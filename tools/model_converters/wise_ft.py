@@ -5,7 +5,7 @@
 One checkpoint::
 
     python tools/model_converters/wise_ft.py ZERO_SHOT FINE_TUNED OUT.pth \\
-        [--alpha 0.5] [--config FT_CONFIG]
+        [--alpha 0.5] [--config FT_CONFIG] [--cfg-options k=v ...]
 
 A sweep, evaluated on the config's test data (an accuracy table on stdout,
 the curve as OUT.png, the numbers as OUT.json)::
@@ -47,8 +47,9 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='logs of the sweep (default '
                         'work_dirs/wise_ft)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, e.g. '
-                        'test_dataloader.dataset.data_root=data/shifted')
+                        help='override entries of --config, e.g. '
+                        'test_dataloader.dataset.data_root=data/shifted or '
+                        'model.init_cfg.templates=my_templates.txt')
     return parser.parse_args(argv)
 
 
@@ -62,36 +63,39 @@ def format_table(results, keys) -> str:
                      for row in rows)
 
 
-def main(argv=None) -> int:
-    """Run the tool; returns the exit status (0 ok, 1 refused)."""
-    args = parse_args(argv)
-    from mmclip.apis.wise_ft import (CheckpointMismatchError,
-                                     evaluate_wise_ft, plot_wise_ft, wise_ft)
-    try:
-        if args.alphas is None:
-            if args.out.endswith('.png'):
-                raise ValueError('OUT is the .pth to write; a .png curve '
-                                 'needs --alphas and --config.')
-            wise_ft(args.zero_shot, args.fine_tuned, args.out,
-                    alpha=args.alpha, config=args.config)
-            print(f'Wrote WiSE-FT alpha={args.alpha} to {args.out}')
-            return 0
-        if args.config is None or not args.out.endswith('.png'):
-            raise ValueError('--alphas evaluates on the test data of '
-                             '--config and writes OUT as a .png curve.')
-        results = evaluate_wise_ft(
-            args.config, args.zero_shot, args.fine_tuned, args.alphas,
-            work_dir=args.work_dir, cfg_options=args.cfg_options)
-    except (CheckpointMismatchError, ValueError, FileNotFoundError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
+def run(args) -> None:
+    """Write the WiSE-FT checkpoint, or evaluate the sweep and write its
+    curve and numbers, as ``args`` say."""
+    from mmclip.apis.wise_ft import evaluate_wise_ft, plot_wise_ft, wise_ft
+    if args.alphas is None:
+        if args.out.endswith('.png'):
+            raise ValueError('OUT is the .pth to write; a .png curve '
+                             'needs --alphas and --config.')
+        wise_ft(args.zero_shot, args.fine_tuned, args.out, alpha=args.alpha,
+                config=args.config, cfg_options=args.cfg_options)
+        print(f'Wrote WiSE-FT alpha={args.alpha} to {args.out}')
+        return
+    if args.config is None or not args.out.endswith('.png'):
+        raise ValueError('--alphas evaluates on the test data of '
+                         '--config and writes OUT as a .png curve.')
+    results = evaluate_wise_ft(
+        args.config, args.zero_shot, args.fine_tuned, args.alphas,
+        work_dir=args.work_dir, cfg_options=args.cfg_options)
     keys = [k for k in results[0] if k != 'alpha']
     print(format_table(results, keys))
     plot_wise_ft(results, args.out)
     with open(osp.splitext(args.out)[0] + '.json', 'w') as f:
         json.dump(results, f, indent=2)
     print(f'Wrote {args.out}')
-    return 0
+
+
+def main(argv=None) -> int:
+    """Run the tool; returns the exit status (0 ok, 1 refused)."""
+    args = parse_args(argv)
+    from mmclip.apis.cli import run_tool
+    from mmclip.apis.wise_ft import CheckpointMismatchError
+    return run_tool(run, args, user_errors=(
+        CheckpointMismatchError, ValueError, FileNotFoundError))
 
 
 if __name__ == '__main__':

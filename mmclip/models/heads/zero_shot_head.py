@@ -1,5 +1,4 @@
 """Zero-shot classification head: image embeddings vs. class-name prompts."""
-import hashlib
 import math
 import os
 import os.path as osp
@@ -14,11 +13,10 @@ from mmengine.utils import ProgressBar
 
 from mmclip.deprecation import renamed_argument
 from mmclip.registry import MODELS
+from mmclip.zero_shot_cache import DEFAULT_CACHE_DIR, zero_shot_cache_key
 from ..utils.zero_shot import (SCALE_RENAMED, Scale,
                                build_zero_shot_classifier, check_scale,
                                resolve_scale)
-
-DEFAULT_CACHE_DIR = osp.join('~', '.cache', 'mmclip', 'zero_shot')
 
 
 @MODELS.register_module()
@@ -114,12 +112,8 @@ class ZeroShotClsHead(BaseModule):
         Returns:
             str: 64 hex digits.
         """
-        digest = hashlib.sha256(text_fingerprint.encode())
-        # \0 cannot occur in config strings: no ambiguity between entries.
-        digest.update('\0'.join(self.classnames).encode())
-        digest.update(b'\1')
-        digest.update('\0'.join(self.templates).encode())
-        return digest.hexdigest()
+        return zero_shot_cache_key(text_fingerprint, self.classnames,
+                                   self.templates)
 
     def cache_path(self, text_fingerprint: str) -> Optional[str]:
         """The classifier's cache file (None without ``cache_dir``)."""

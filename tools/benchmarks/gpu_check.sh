@@ -20,15 +20,15 @@
 #                            GPU (nvJPEG) for DeviceDecodeDataPreprocessor
 #   log.txt                  everything the steps printed
 #
-#   tools/gpu_check.sh                  # on the GPU machine, repo root
-#   tools/gpu_check.sh --dry-run        # print the steps, run nothing
-#   tools/gpu_check.sh --fetch-wheels   # here: wheels the GPU machine lacks
+#   tools/benchmarks/gpu_check.sh                 # on the GPU machine
+#   tools/benchmarks/gpu_check.sh --dry-run       # print the steps only
+#   tools/benchmarks/gpu_check.sh --fetch-wheels  # here: wheels it lacks
 #
 # A GPU machine without mmclip's dependencies gets them from .whl/ (made by
 # --fetch-wheels where pip can reach a registry; pure-Python wheels for
 # CPython 3.12): they are installed into /tmp/site, nothing else changes.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."  # the repository root
 OUT=${OUT:-work_dirs/gpu_check}
 PY=${PYTHON:-python3}
 WHEELS=.whl
@@ -84,7 +84,7 @@ if [ "$DRY" = 0 ]; then
   cat "$OUT/env.txt"
 fi
 
-BENCH=("$PY" tools/benchmark.py --device cuda --dtype bf16 --arch b16)
+BENCH=("$PY" tools/benchmarks/benchmark.py --device cuda --dtype bf16 --arch b16)
 step encode 110 "${BENCH[@]}" --rows encode,zero-shot --image-batch 512 \
   --text-batch 512 --zs-classes 1000 --zs-templates 80 --repeats 10 \
   --out "$OUT/encode_b16.md"
@@ -95,8 +95,8 @@ step train-compile 200 "${BENCH[@]}" --rows train --train-batch 256 \
   --grad-ckpt off --compile --libraries mmclip,open_clip --repeats 5 \
   --out "$OUT/train_b16_compile.md"
 step strategies 110 "$PY" -m torch.distributed.run --nproc_per_node 1 \
-  tools/benchmark_strategies.py --iters 20 --out "$OUT/strategies.md"
-step pipeline 60 "$PY" tools/benchmark.py --device cuda --rows pipeline \
+  tools/benchmarks/benchmark_strategies.py --iters 20 --out "$OUT/strategies.md"
+step pipeline 60 "$PY" tools/benchmarks/benchmark.py --device cuda --rows pipeline \
   --repeats 3 --out "$OUT/pipeline.md"
 
 if [ "${#failed[@]}" -gt 0 ]; then

@@ -1,6 +1,5 @@
-"""Synthetic captions and photo folders for ``tools/benchmark.py`` and its
-helpers (which load this file by its path: tools are scripts, not a
-package).
+"""Synthetic captions and photo folders for the benchmark rows
+(``tools/benchmarks/``).
 
 Captions are built from small word lists with a seeded RNG and photos from
 scikit-image's sample images, so every run (and every machine) gets the same

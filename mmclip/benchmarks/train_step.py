@@ -1,5 +1,4 @@
-"""Train-step rows of ``tools/benchmark.py`` (which loads this helper by its
-path: tools are scripts, not a package).
+"""Train-step rows of ``tools/benchmarks/benchmark.py``.
 
 One step = forward of both towers, the contrastive loss, backward and an
 AdamW step (torch's defaults, lr 1e-5) on one batch of image-caption pairs:
@@ -11,15 +10,13 @@ of the patch tokens dropped, FLIP); on CUDA also the memory a step
 allocates.
 """
 import gc
-import os.path as osp
-import runpy
 from typing import Callable, Dict, Optional
 
 import torch
 import torch.nn as nn
 
-_mfu = runpy.run_path(
-    osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_mfu.py'))
+from .flops import count_flops, flops_row, flops_row_name
+from .timing import best_rates
 # Libraries whose image tower can drop patch tokens in training (FLIP).
 PATCH_DROPOUT_LIBRARIES = ('mmclip', 'open_clip')
 
@@ -106,7 +103,7 @@ def step_memory(steps: Dict[str, Callable], sync) -> Dict[str, float]:
 
 
 def measure_training(models: dict, x: torch.Tensor, ids: torch.Tensor, args,
-                     best_rates, sync,
+                     sync: Callable[[], None],
                      peak: Optional[float]) -> Dict[str, dict]:
     """The train-step rows: samples/s, MFU (or GFLOP/s) and, on CUDA, step
     memory, without and with gradient checkpointing (``args.grad_ckpt``),
@@ -117,8 +114,8 @@ def measure_training(models: dict, x: torch.Tensor, ids: torch.Tensor, args,
         x (Tensor): Images ``(B, 3, H, W)``.
         ids (Tensor): Token ids ``(B, 77)``.
         args (Namespace): ``dtype``, ``repeats``, ``compile``,
-            ``grad_ckpt``, ``patch_dropout`` of ``tools/benchmark.py``.
-        best_rates (callable): The benchmark's interleaved timer.
+            ``grad_ckpt``, ``patch_dropout`` of
+            ``tools/benchmarks/benchmark.py``.
         sync (callable): Waits for the device.
         peak (float, optional): Dense bf16 peak (TFLOP/s) for MFU.
 
@@ -147,7 +144,7 @@ def measure_training(models: dict, x: torch.Tensor, ids: torch.Tensor, args,
         for name in names:
             configure(name, models[name], False, drop)
             with torch.autocast(x.device.type, torch.bfloat16, enabled=amp):
-                flops[name] = _mfu['count_flops'](
+                flops[name] = count_flops(
                     lambda: losses[name](x, ids).backward())
             models[name].zero_grad(set_to_none=True)
             configure(name, models[name], ckpt, drop)
@@ -155,7 +152,7 @@ def measure_training(models: dict, x: torch.Tensor, ids: torch.Tensor, args,
                  for name in names}
         rates = best_rates(steps, len(x), args.repeats, sync)
         rows[f'{label} (samples/s)'] = rates
-        rows[_mfu['flops_row_name'](label, peak)] = _mfu['flops_row'](
+        rows[flops_row_name(label, peak)] = flops_row(
             rates, flops, len(x), peak)
         if not drop:
             rows[f'{label}: peak memory of the step (GiB)'] = (

@@ -1,5 +1,4 @@
-"""Model FLOPs and MFU for ``tools/benchmark.py`` (which loads this helper
-by its path: tools are scripts, not a package).
+"""Model FLOPs and MFU of the benchmark rows (``tools/benchmarks/``).
 
 MFU (model FLOPs utilisation) = FLOPs the model needs per call x calls/s /
 the device's dense bf16 peak. The FLOPs are counted from each library's

@@ -1,9 +1,9 @@
 """Run the DDP and the FSDP training config on the same synthetic batches:
 losses side by side, throughput and peak memory.
 
-    torchrun --nproc_per_node 1 tools/benchmark_strategies.py \\
+    torchrun --nproc_per_node 1 tools/benchmarks/benchmark_strategies.py \\
         [--iters 20] [--batch-size 512] [--out FILE]
-    python tools/benchmark_strategies.py --tiny      # CPU check, seconds
+    python tools/benchmarks/benchmark_strategies.py --tiny  # CPU check
 
 Both configs (``configs/clip/clip_vit-base-p16_8xb512-amp-32e_cc3m.py``:
 DDP with bf16 autocast; ``..._8xb512-amp-fsdp-32e_cc3m.py``: mmengine's
@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import os
 import os.path as osp
+import sys
 import time
 from typing import Dict, List, Optional
 
@@ -35,10 +36,10 @@ from torch.utils.data import Dataset
 
 from mmclip.registry import DATASETS
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: The two pretraining configs compared, by name (mmclip.apis.find_config).
 CONFIGS = {
-    'DDP': 'configs/clip/clip_vit-base-p16_8xb512-amp-32e_cc3m.py',
-    'FSDP': 'configs/clip/clip_vit-base-p16_8xb512-amp-fsdp-32e_cc3m.py',
+    'DDP': 'clip_vit-base-p16_8xb512-amp-32e_cc3m',
+    'FSDP': 'clip_vit-base-p16_8xb512-amp-fsdp-32e_cc3m',
 }
 TINY_ARCH = dict(embed_dims=64, num_layers=2, num_heads=4, proj_dims=32)
 
@@ -144,7 +145,8 @@ def build_config(name: str, args, work_dir: str,
     iterations and learning rate, no checkpoints or validation), starting
     from the weights in ``init_weights`` when given."""
     from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(REPO, CONFIGS[name]))
+    from mmclip.apis import find_config
+    cfg = Config.fromfile(find_config(CONFIGS[name]))
     img_size = 32 if args.tiny else cfg.model.vision_backbone.get(
         'img_size', 224)
     if args.tiny:
@@ -268,9 +270,10 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> Dict[str, dict]:
+def run(args) -> Dict[str, dict]:
+    """Train both configs as ``args`` say, print (and write) the report;
+    returns ``{config name: its losses, samples/s and peak GiB}``."""
     import tempfile
-    args = parse_args(argv)
     results = {}
     with process_group(args.device), \
             tempfile.TemporaryDirectory() as work_dir:
@@ -286,5 +289,10 @@ def main(argv=None) -> Dict[str, dict]:
     return results
 
 
+def main(argv=None) -> int:
+    from mmclip.apis.cli import run_tool
+    return run_tool(run, parse_args(argv))
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,5 +1,4 @@
-"""Rows of ``tools/benchmark.py`` that start from JPEG files (which loads
-this helper by its path: tools are scripts, not a package).
+"""Rows of ``tools/benchmarks/benchmark.py`` that start from JPEG files.
 
 - the training input pipeline: JPEG decode, RandomResizedCrop, tokenisation
   and collate of image-caption pairs, in one process with one torch thread,
@@ -19,16 +18,17 @@ this helper by its path: tools are scripts, not a package).
   transformers' ``CLIPImageProcessor`` and the encoders.
 """
 import os.path as osp
-import runpy
 import tempfile
 from typing import Callable, Dict, Sequence
 
 import torch
 
-_TOOLS = osp.dirname(osp.abspath(__file__))
-_data = runpy.run_path(osp.join(_TOOLS, 'benchmark_data.py'))
-TRAIN_DATA_CONFIG = osp.join(osp.dirname(_TOOLS), 'configs', '_base_',
-                             'datasets', 'cc3m_wds_clip.py')
+from .data import make_benchmark_captions, write_photo_folder
+from .timing import best_rates, device_sync
+
+#: The dataset config whose ``train_pipeline`` is measured, under mmclip's
+#: configs (the installed package's copy or the source tree's).
+TRAIN_DATA_CONFIG = osp.join('_base_', 'datasets', 'cc3m_wds_clip.py')
 
 
 def input_pipelines(px: int = 224) -> Dict[str, Callable]:
@@ -38,8 +38,11 @@ def input_pipelines(px: int = 224) -> Dict[str, Callable]:
     from mmengine.dataset import pseudo_collate
     from PIL import Image
     from torch.utils.data import default_collate
+
+    from mmclip.apis.model import config_roots
     from mmclip.datasets.pipelines import build_pipeline
-    ours = build_pipeline(Config.fromfile(TRAIN_DATA_CONFIG).train_pipeline)
+    config = osp.join(config_roots()[0], TRAIN_DATA_CONFIG)
+    ours = build_pipeline(Config.fromfile(config).train_pipeline)
     image_transform = open_clip.image_transform(
         px, is_train=True, mean=open_clip.OPENAI_DATASET_MEAN,
         std=open_clip.OPENAI_DATASET_STD)
@@ -68,13 +71,13 @@ def device_decode_pipeline(px: int = 224) -> Callable:
         [pipeline(dict(img_path=path, text=text)) for path, text in pairs])
 
 
-def measure_input_pipeline(args, best_rates) -> Dict[str, dict]:
+def measure_input_pipeline(args) -> Dict[str, dict]:
     """Samples/s per worker of the training input pipelines on
     ``args.pipeline_images`` JPEGs of 1600x1200 (1.9 MP) with captions,
-    best of ``args.repeats`` passes (``best_rates``, the benchmark's
-    interleaved timer); then mmclip's with the JPEGs left for the device,
-    and the decoding, cropping and normalising of those batches by
-    ``DeviceDecodeDataPreprocessor`` on ``args.device``.
+    best of ``args.repeats`` passes (:func:`~.timing.best_rates`); then
+    mmclip's with the JPEGs left for the device, and the decoding, cropping
+    and normalising of those batches by ``DeviceDecodeDataPreprocessor`` on
+    ``args.device``.
 
     Returns:
         dict: ``{row: {library: samples/s}}``.
@@ -86,14 +89,13 @@ def measure_input_pipeline(args, best_rates) -> Dict[str, dict]:
     decode = MODELS.build(dict(CLIP_DATA_PREPROCESSOR,
                                type='DeviceDecodeDataPreprocessor'))
     decode.to(args.device)
-    sync = torch.cuda.synchronize if args.device.startswith('cuda') else (
-        lambda: None)
-    captions = _data['make_benchmark_captions'](args.pipeline_images, seed=0)
+    sync = device_sync(args.device)
+    captions = make_benchmark_captions(args.pipeline_images, seed=0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # what a DataLoader worker gets
     try:
         with tempfile.TemporaryDirectory() as folder:
-            paths = _data['write_photo_folder'](
+            paths = write_photo_folder(
                 folder, len(captions), size=(1600, 1200))
             pairs = list(zip(paths, captions))
             rates = best_rates(
@@ -117,8 +119,8 @@ def measure_input_pipeline(args, best_rates) -> Dict[str, dict]:
 
 
 def measure_folder_inference(models: dict, encoders: dict, args, px: int,
-                             names: Sequence[str], best_rates,
-                             sync) -> Dict[str, float]:
+                             names: Sequence[str],
+                             sync: Callable[[], None]) -> Dict[str, float]:
     """Images/s from ``args.folder_images`` JPEG files (1024x768) to
     probabilities over prompts of a few class names.
 
@@ -126,11 +128,11 @@ def measure_folder_inference(models: dict, encoders: dict, args, px: int,
         models (dict): ``{library: model}`` in eval mode.
         encoders (dict): ``{library: (image encoder, text encoder)}``.
         args (Namespace): ``device``, ``torch_dtype``, ``image_batch``,
-            ``folder_images``, ``repeats`` of ``tools/benchmark.py``.
+            ``folder_images``, ``repeats`` of
+            ``tools/benchmarks/benchmark.py``.
         px (int): The models' input resolution.
         names (Sequence[str]): Class names, prompted as "a photo of a
             {name}.".
-        best_rates (callable): The benchmark's interleaved timer.
         sync (callable): Waits for the device.
 
     Returns:
@@ -168,7 +170,7 @@ def measure_folder_inference(models: dict, encoders: dict, args, px: int,
         return hf_pre(images=images, return_tensors='pt')['pixel_values']
 
     with tempfile.TemporaryDirectory() as folder:
-        paths = _data['write_photo_folder'](folder, args.folder_images)
+        paths = write_photo_folder(folder, args.folder_images)
         fns = {
             'mmclip': lambda: inference_model(
                 models['mmclip'], folder, texts=labels,

@@ -1,10 +1,9 @@
 """mmclip vs open_clip vs transformers, side by side in one run.
 
-    python tools/benchmark.py [--arch b32|b16|b16-384|l14] [--device cpu|cuda]
-                              [--dtype fp32|bf16] [--compile]
-                              [--rows encode,tokenizer,...] [--repeats 5]
-                              [--image-batch 16] [--text-batch 64]
-                              [--train-batch 32] [--out FILE] [--quick]
+    python tools/benchmarks/benchmark.py [--arch b32|b16|b16-384|l14]
+        [--device cpu|cuda] [--dtype fp32|bf16] [--compile]
+        [--rows encode,tokenizer,...] [--repeats 5] [--image-batch 16]
+        [--text-batch 64] [--train-batch 32] [--out FILE] [--quick]
 
 Every library builds the same architecture (``--arch``, QuickGELU, random
 weights). Rows (``--rows``, all by default; docs/benchmarks.md has more):
@@ -17,147 +16,48 @@ weights). Rows (``--rows``, all by default; docs/benchmarks.md has more):
   after a one-class warm-up (``--zs-classes``: open_clip needs ~15 s a
   class on a 2-core CPU);
 - ``folder``: a folder of JPEGs (1024x768) to probabilities over 5 labels,
-  images/s (``tools/benchmark_pipeline.py``);
+  images/s (:mod:`mmclip.benchmarks.pipelines`);
 - ``train``: forward, contrastive loss, backward, AdamW
-  (``tools/benchmark_train.py``), samples/s, without and with gradient
+  (:mod:`mmclip.benchmarks.train_step`), samples/s, without and with gradient
   checkpointing (``--grad-ckpt``), with ``--patch-dropout``; on CUDA the
   peak memory of the step;
 - ``pipeline``: the training input pipeline on 1.9 MP JPEGs, samples/s per
-  worker (``tools/benchmark_pipeline.py``);
+  worker (:mod:`mmclip.benchmarks.pipelines`);
 - ``onnx`` (CPU only), a table of its own: mmclip's image encode exported to
   ONNX (``mmclip.deployment.export_onnx``) and run by ONNX Runtime vs
   PyTorch eager, images/s (``--onnx-model``, default ViT-B/32).
 
 The encode and train rows are followed by their MFU: the FLOPs of one call
-counted from each library's model (``tools/benchmark_mfu.py``) times calls/s
-over the device's dense bf16 peak (or ``--peak-tflops``); without a known
-peak (CPUs) the achieved GFLOP/s. ``--compile`` compiles those rows.
+counted from each library's model (:mod:`mmclip.benchmarks.flops`) times
+calls/s over the device's dense bf16 peak (or ``--peak-tflops``); without a
+known peak (CPUs) the achieved GFLOP/s. ``--compile`` compiles those rows.
 
 Each rate is the best of ``--repeats`` rounds after a warm-up, the libraries
 taking turns within each round, then the ratio of mmclip to each peer.
 Machines are noisy: compare ratios from one run.
 """
 import argparse
-import os.path as osp
 import platform
-import runpy
+import sys
 import time
-from functools import lru_cache, partial
-from typing import Callable, Dict, Optional
+from functools import partial
+from typing import Dict
 
 import torch
 
-LABELS = [
-    'tench', 'goldfish', 'great white shark', 'tiger shark', 'hammerhead',
-    'electric ray', 'stingray', 'rooster', 'hen', 'ostrich', 'brambling',
-    'goldfinch', 'house finch', 'junco', 'indigo bunting', 'American robin'
-]
-LIBRARIES = ('mmclip', 'open_clip', 'transformers')
+from mmclip.benchmarks.flops import (count_flops, flops_row, flops_row_name,
+                                     peak_tflops)
+from mmclip.benchmarks.peers import (ARCH_NAMES, ARCHS, LABELS, LIBRARIES,
+                                     build_models, encoders, make_prompts)
+from mmclip.benchmarks.timing import best_rates, device_sync
+
 ROWS = ('encode', 'tokenizer', 'zero-shot', 'folder', 'train', 'pipeline',
         'onnx')
-# (image width, layers, heads, patch, px), (text width, layers, heads),
-# embedding dim: OpenAI's CLIP architectures; 'tiny' only checks the tool.
-ARCHS = {
-    'b32': ((768, 12, 12, 32, 224), (512, 12, 8), 512),
-    'b16': ((768, 12, 12, 16, 224), (512, 12, 8), 512),
-    'b16-384': ((768, 12, 12, 16, 384), (512, 12, 8), 512),
-    'l14': ((1024, 24, 16, 14, 224), (768, 12, 12), 768),
-    'tiny': ((64, 2, 4, 8, 32), (64, 2, 4), 32),
-}
-ARCH_NAMES = dict(b32='ViT-B/32', b16='ViT-B/16', l14='ViT-L/14', tiny='tiny')
-ARCH_NAMES['b16-384'] = 'ViT-B/16@384'
-
-
-@lru_cache(maxsize=None)
-def helper(filename: str) -> dict:
-    """The globals of a helper script beside this one (tools are scripts,
-    not a package)."""
-    return runpy.run_path(
-        osp.join(osp.dirname(osp.abspath(__file__)), filename))
-
-
-def best_rates(fns: Dict[str, Callable[[], object]], items: int, repeats: int,
-               sync: Callable[[], None]) -> Dict[str, float]:
-    """Best items/s per library over ``repeats`` rounds after a warm-up.
-
-    Each round runs every library once, in turn, so slow drifts of the
-    machine (other load, clocks) hit all libraries alike instead of whichever
-    happens to be measured last.
-    """
-    best = {name: float('inf') for name in fns}
-    for fn in fns.values():
-        fn()
-    sync()
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            sync()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return {name: items / t for name, t in best.items()}
-
-
-def build_models(arch: str, libraries, device: str,
-                 dtype: torch.dtype) -> Dict[str, object]:
-    """The ``arch`` CLIP (QuickGELU) from each library, random weights, eval
-    mode."""
-    import open_clip
-    from transformers import CLIPConfig, CLIPModel
-    from mmclip.apis import get_model
-    (width, layers, heads, patch, px), (t_width, t_layers,
-                                        t_heads), dim = ARCHS[arch]
-    builders = {
-        # The B/32 config with the arch in place of its own ('_delete_':
-        # a dict replaces the config's arch name).
-        'mmclip': lambda: get_model('clip_vit-base-p32', cfg_options={
-            'model.vision_backbone': dict(
-                arch=dict(_delete_=True, embed_dims=width, num_layers=layers,
-                          num_heads=heads, proj_dims=dim),
-                img_size=px, patch_size=patch),
-            'model.text_encoder.arch': dict(
-                _delete_=True, embed_dims=t_width, num_layers=t_layers,
-                num_heads=t_heads, proj_dims=dim)}),
-        'open_clip': lambda: open_clip.CLIP(
-            dim, dict(width=width, layers=layers, head_width=width // heads,
-                      patch_size=patch, image_size=px),
-            dict(width=t_width, layers=t_layers, heads=t_heads),
-            quick_gelu=True),
-        'transformers': lambda: CLIPModel(CLIPConfig(
-            text_config=dict(
-                hidden_size=t_width, num_hidden_layers=t_layers,
-                num_attention_heads=t_heads, intermediate_size=4 * t_width,
-                hidden_act='quick_gelu'),
-            vision_config=dict(
-                hidden_size=width, num_hidden_layers=layers,
-                num_attention_heads=heads, intermediate_size=4 * width,
-                patch_size=patch, image_size=px, hidden_act='quick_gelu'),
-            projection_dim=dim, attn_implementation='sdpa')),
-    }
-    return {name: builders[name]().to(device, dtype).eval()
-            for name in libraries}
-
-
-def encoders(models: dict):
-    """(image encoder, text encoder) callables per library."""
-    fns = {}
-    for name, model in models.items():
-        if name == 'transformers':
-            # transformers 5 returns the projected embeddings as
-            # pooler_output.
-            fns[name] = (
-                lambda x, m=model: m.get_image_features(
-                    pixel_values=x).pooler_output,
-                lambda t, m=model: m.get_text_features(
-                    input_ids=t).pooler_output)
-        else:
-            fns[name] = (model.encode_image, model.encode_text)
-    return fns
 
 
 def measure_encoders(models: dict, args, sync, peak) -> dict:
     """Image and text encode rows and their MFU rows."""
     import open_clip
-    mfu = helper('benchmark_mfu.py')
     px = ARCHS[args.arch][0][4]
     images = torch.randn(args.image_batch, 3, px, px, device=args.device,
                          dtype=args.torch_dtype)
@@ -167,22 +67,22 @@ def measure_encoders(models: dict, args, sync, peak) -> dict:
                                      ('text encode (txt/s)', ids)]):
         fns = {name: partial(pair[i], data)
                for name, pair in encoders(models).items()}
-        flops = {name: mfu['count_flops'](fn) for name, fn in fns.items()}
+        flops = {name: count_flops(fn) for name, fn in fns.items()}
         if args.compile:
             fns = {name: partial(torch.compile(pair[i]), data)
                    for name, pair in encoders(models).items()}
         rows[row] = best_rates(fns, len(data), args.repeats, sync)
-        rows[mfu['flops_row_name'](row, peak)] = mfu['flops_row'](
-            rows[row], flops, len(data), peak)
+        rows[flops_row_name(row, peak)] = flops_row(rows[row], flops,
+                                                    len(data), peak)
     return rows
 
 
 def measure_tokenizer(args) -> dict:
     """Captions/s of mmclip's and open_clip's BPE tokenizers (same ids)."""
     import open_clip
+    from mmclip.benchmarks.data import make_benchmark_captions
     from mmclip.models.tokenizers import CLIPBPETokenizer
-    captions = helper('benchmark_data.py')['make_benchmark_captions'](
-        args.captions, seed=0)
+    captions = make_benchmark_captions(args.captions, seed=0)
     ours, theirs = CLIPBPETokenizer(), open_clip.tokenizer.SimpleTokenizer()
     assert torch.equal(ours(captions[:200]), theirs(captions[:200]))
     row = best_rates({'mmclip': partial(ours, captions),
@@ -224,7 +124,6 @@ def measure_classifier_build(models: dict, args, sync) -> dict:
     return rates
 
 
-
 def measure_onnx_image_encode(args) -> Dict[str, float]:
     """Images/s of mmclip's image tower exported to ONNX and run by ONNX
     Runtime (CPU provider, as many threads as torch) vs the same model in
@@ -258,19 +157,17 @@ def format_onnx_table(rates: Dict[str, float]) -> str:
             f'{ratio:.2f}x |')
 
 
-
-def make_prompts(n: int):
-    return [f'a photo of a {LABELS[i % len(LABELS)]}.' for i in range(n)]
-
-
-def run(args) -> Dict[str, Dict[str, object]]:
+def measure(args) -> Dict[str, Dict[str, object]]:
     """Measure the selected rows; returns ``{row: {library: value}}``."""
     import open_clip
+
+    from mmclip.benchmarks.pipelines import (measure_folder_inference,
+                                             measure_input_pipeline)
+    from mmclip.benchmarks.train_step import measure_training
     wanted = set(args.rows)
     device = args.device
-    sync = torch.cuda.synchronize if device.startswith('cuda') else (
-        lambda: None)
-    peak = helper('benchmark_mfu.py')['peak_tflops'](device, args.peak_tflops)
+    sync = device_sync(device)
+    peak = peak_tflops(device, args.peak_tflops)
     results = {}
     torch.manual_seed(0)
     if wanted & {'encode', 'zero-shot', 'folder'}:
@@ -286,11 +183,9 @@ def run(args) -> Dict[str, Dict[str, object]]:
                     measure_classifier_build(models, args, sync)
             if 'folder' in wanted:
                 results['folder of JPEGs to label probabilities (img/s)'] = \
-                    helper('benchmark_pipeline.py')[
-                        'measure_folder_inference'](
-                            models, encoders(models), args,
-                            ARCHS[args.arch][0][4], LABELS[:5], best_rates,
-                            sync)
+                    measure_folder_inference(
+                        models, encoders(models), args,
+                        ARCHS[args.arch][0][4], LABELS[:5], sync)
         del models
     elif 'tokenizer' in wanted:
         results['tokenizer (captions/s)'] = measure_tokenizer(args)
@@ -300,13 +195,10 @@ def run(args) -> Dict[str, Dict[str, object]]:
         px = ARCHS[args.arch][0][4]
         x = torch.randn(args.train_batch, 3, px, px, device=device)
         ids = open_clip.tokenize(make_prompts(args.train_batch)).to(device)
-        results.update(helper('benchmark_train.py')['measure_training'](
-            models, x, ids, args, best_rates, sync, peak))
+        results.update(measure_training(models, x, ids, args, sync, peak))
         del models
     if 'pipeline' in wanted:
-        results.update(
-            helper('benchmark_pipeline.py')['measure_input_pipeline'](
-                args, best_rates))
+        results.update(measure_input_pipeline(args))
     return results
 
 
@@ -359,7 +251,7 @@ def parse_args(argv=None):
                    'tokens (mmclip and open_clip)')
     p.add_argument('--peak-tflops', type=float, default=None,
                    help='dense bf16 peak for MFU on a device outside the '
-                   "table in tools/benchmark_mfu.py")
+                   'table of mmclip/benchmarks/flops.py')
     p.add_argument('--image-batch', type=int, default=16)
     p.add_argument('--text-batch', type=int, default=64)
     p.add_argument('--train-batch', type=int, default=32)
@@ -399,9 +291,14 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> str:
-    args = parse_args(argv)
-    table = format_table(run(args))
+def run(args) -> str:
+    """Measure as ``args`` say, print the tables under a header that names
+    the setup and the machine, write them to ``args.out`` too.
+
+    Returns:
+        str: The tables (markdown).
+    """
+    table = format_table(measure(args))
     if 'onnx' in args.rows and args.device == 'cpu':  # ORT's CPU provider
         table += '\n\n' + format_onnx_table(measure_onnx_image_encode(args))
     header = (
@@ -418,5 +315,10 @@ def main(argv=None) -> str:
     return table
 
 
+def main(argv=None) -> int:
+    from mmclip.apis.cli import run_tool
+    return run_tool(run, parse_args(argv))
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,9 +1,9 @@
-"""tools/benchmark_data.py: the benchmark's synthetic captions."""
-from conftest import load_tool
+"""mmclip.benchmarks.data: the benchmarks' synthetic captions."""
+from mmclip.benchmarks.data import make_benchmark_captions
 
 
 def test_captions_are_seeded_varied_and_optionally_hard():
-    make = load_tool('benchmark_data.py').make_benchmark_captions
+    make = make_benchmark_captions
     captions = make(2000, seed=0)
     assert captions == make(2000, seed=0) != make(2000, seed=1)
     assert len(set(captions)) > 1900  # mostly distinct

@@ -1,0 +1,49 @@
+"""What every command-line tool under ``tools/`` does around its work.
+
+Each tool builds its own parser and has a ``run(args)`` that tests can call;
+its ``main()`` is::
+
+    def main(argv=None) -> int:
+        args = parse_args(argv)
+        from mmclip.apis.cli import run_tool  # after parsing: --help is fast
+        return run_tool(run, args)
+
+:func:`run_tool` turns the errors a user can act on into one ``error: ...``
+line on stderr and exit status 1; anything else keeps its traceback (a bug).
+"""
+import argparse
+import sys
+from typing import Callable, Tuple, Type
+
+from .preflight import USER_ERRORS
+
+
+def format_user_error(err: BaseException) -> str:
+    """``err`` as the one line a tool prints: ``error: MESSAGE``, the lines
+    of a multi-line message joined."""
+    message = ' '.join(line.strip() for line in str(err).splitlines())
+    return f'error: {message}'
+
+
+def run_tool(run: Callable[[argparse.Namespace], object],
+             args: argparse.Namespace,
+             user_errors: Tuple[Type[BaseException], ...] = ()) -> int:
+    """Run a tool's work; a user error becomes one line and status 1.
+
+    Args:
+        run (callable): The tool's work, ``run(args)``; what it returns is
+            not used.
+        args (argparse.Namespace): The parsed command line.
+        user_errors (tuple[type], optional): The tool's own user errors
+            besides :data:`mmclip.apis.preflight.USER_ERRORS` (e.g.
+            ``CheckpointMismatchError`` of WiSE-FT). Defaults to ``()``.
+
+    Returns:
+        int: The exit status: 0 done, 1 refused (the message is on stderr).
+    """
+    try:
+        run(args)
+    except USER_ERRORS + tuple(user_errors) as err:
+        print(format_user_error(err), file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,97 @@
+"""Every tool, run as a user runs it (a fresh folder, ``python tools/...``),
+refuses a path that a config or argument names but that is not there with
+one ``error: ...`` line naming the file and the fix, exit status 1, before
+any work: no traceback."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+from tiny_digits import write_tiny_digits
+
+CONFIGS = osp.join(REPO_ROOT, 'configs', 'clip')
+PRETRAIN = osp.join(CONFIGS, 'clip_vit-tiny-p8_1xb32-24e_digits-32px.py')
+ZERO_SHOT = osp.join(CONFIGS, 'clip_vit-tiny-p8_zeroshot-cls_digits-32px.py')
+FINE_TUNE = osp.join(CONFIGS, 'clip_vit-tiny-p8_ft-1xb64-10e_digits-32px.py')
+
+
+def run_tool(cwd, tool: str, *args: str) -> subprocess.CompletedProcess:
+    """``python tools/{tool} ARGS`` in ``cwd``, with this checkout's mmclip."""
+    return subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', tool), *args],
+        cwd=str(cwd), capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=REPO_ROOT))
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A user's folder with (a few of) the digits in data/digits."""
+    write_tiny_digits(str(tmp_path / 'data' / 'digits'), 4, 4)
+    return tmp_path
+
+
+def test_fine_tune_before_pretraining(project):
+    """The fine-tune config starts from the pretraining run's checkpoint
+    (its ZeroShotInit's checkpoint): without it, one line that says how to
+    make it, instead of a traceback after the runner is built."""
+    err = one_error_line(run_tool(project, 'train.py', FINE_TUNE))
+    assert ('work_dirs/clip_vit-tiny-p8_1xb32-24e_digits-32px/epoch_24.pth '
+            f'does not exist (in {project})') in err
+    assert 'model.init_cfg.checkpoint of' in err
+    assert ('`python tools/train.py '
+            f'{PRETRAIN}` first') in err
+    assert '--cfg-options model.init_cfg.checkpoint=...' in err
+    assert not (project / 'work_dirs').exists()  # no run was started
+
+
+def test_a_missing_templates_file_of_the_zero_shot_head(project):
+    checkpoint = project / 'epoch_1.pth'
+    checkpoint.write_bytes(b'')  # never read: the check comes first
+    err = one_error_line(run_tool(
+        project, 'test.py', ZERO_SHOT, str(checkpoint), '--cfg-options',
+        'model.predict_head.templates=my_templates.txt'))
+    assert 'my_templates.txt does not exist' in err
+    assert '--cfg-options model.predict_head.templates=...' in err
+
+
+@pytest.mark.parametrize('tool,args,named', [
+    ('deployment/pytorch2onnx.py',
+     [ZERO_SHOT, 'converted.pth', '--out', 'work_dirs/onnx'], 'CHECKPOINT'),
+    ('inference.py',
+     ['photo.png', '--model', ZERO_SHOT, '--checkpoint', 'converted.pth'],
+     '--checkpoint'),
+    ('analysis_tools/linear_probe.py', [FINE_TUNE, 'converted.pth'],
+     'CHECKPOINT'),
+    ('model_converters/wise_ft.py',
+     ['converted.pth', 'photo.png', 'work_dirs/wise_ft.pth'], 'ZERO_SHOT'),
+])
+def test_a_missing_checkpoint_argument(project, tool, args, named):
+    (project / 'photo.png').write_bytes(b'')
+    err = one_error_line(run_tool(project, tool, *args))
+    assert err.startswith(f'error: {named} converted.pth does not exist '
+                          f'(in {project})')
+    assert 'tools/model_converters/clip_to_mmclip.py' in err
+    assert not (project / 'work_dirs').exists()
+
+
+def test_linear_probe_of_a_pretraining_config(project):
+    """The pretraining config has captions, no labels (and no test split):
+    the no-labels error the guide promises, not the missing split."""
+    (project / 'clip.pth').write_bytes(b'')  # never read: labels come first
+    err = one_error_line(run_tool(
+        project, 'analysis_tools/linear_probe.py', PRETRAIN, 'clip.pth'))
+    assert err.startswith(f'error: train_dataloader of {PRETRAIN} '
+                          '(ImageTextDataset on data/digits/train.csv) has '
+                          'no class labels (gt_label).')
+    assert 'clip_vit-tiny-p8_ft-1xb64-10e_digits-32px.py' in err
