@@ -33,6 +33,15 @@ def parse_args(argv=None):
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config entries, e.g. '
                    'test_dataloader.batch_size=64')
+    p.add_argument('--threads', default=None,
+                   help="PyTorch CPU threads: a number, or 'auto' (default): "
+                   'the cores other processes leave free, re-checked as '
+                   'the run goes')
+    p.add_argument('--log-level', default=None,
+                   choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'],
+                   help='console messages (default WARNING: progress and '
+                   "results; the work dir's log keeps everything); INFO "
+                   "shows mmengine's log")
     p.add_argument('--launcher', default='none',
                    choices=['none', 'pytorch', 'slurm', 'mpi'],
                    help='pytorch: processes started by torchrun '
@@ -50,10 +59,11 @@ def run(args) -> dict:
     Returns:
         dict: The metrics, e.g. ``{'accuracy/top1': ...}``.
     """
+    from mmclip.apis.cli import runtime_options
     from mmclip.apis.test import prepare_test_config, test
     cfg = prepare_test_config(
         args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
-        cfg_options=args.cfg_options, launcher=args.launcher)
+        cfg_options=runtime_options(args), launcher=args.launcher)
     return test(cfg, show_dir=args.show_dir, max_show=args.show_num)
 
 

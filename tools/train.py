@@ -38,6 +38,15 @@ def parse_args(argv=None):
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config entries, e.g. '
                    'train_dataloader.batch_size=64')
+    p.add_argument('--threads', default=None,
+                   help="PyTorch CPU threads: a number, or 'auto' (default): "
+                   'the cores other processes leave free, re-checked as '
+                   'the run goes')
+    p.add_argument('--log-level', default=None,
+                   choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'],
+                   help='console messages (default WARNING: progress and '
+                   "results; the work dir's log keeps everything); INFO "
+                   "shows mmengine's log")
     p.add_argument('--launcher', default='none',
                    choices=['none', 'pytorch', 'slurm', 'mpi'],
                    help='pytorch: processes started by torchrun '
@@ -57,10 +66,11 @@ def run(args):
     Returns:
         mmengine.runner.Runner: The runner after training.
     """
+    from mmclip.apis.cli import runtime_options
     from mmclip.apis.train import prepare_train_config, train
     cfg = prepare_train_config(
         args.config, work_dir=args.work_dir, resume=args.resume,
-        amp=args.amp, amp_dtype=args.amp_dtype, cfg_options=args.cfg_options,
+        amp=args.amp, amp_dtype=args.amp_dtype, cfg_options=runtime_options(args),
         launcher=args.launcher, auto_scale_lr=args.auto_scale_lr)
     return train(cfg)
 

@@ -1,5 +1,12 @@
 """What every command-line tool under ``tools/`` does around its work.
 
+Every tool starts with PyTorch's CPU threads fitted to the machine
+(:func:`mmclip.engine.threads.configure_threads`: the cores that other
+processes leave free, at most ``OMP_NUM_THREADS``); ``tools/train.py`` and
+``tools/test.py`` also take ``--threads N`` and ``--log-level`` (see
+:func:`runtime_options`).
+
+
 Each tool builds its own parser and has a ``run(args)`` that tests can call;
 its ``main()`` is::
 
@@ -15,6 +22,7 @@ import argparse
 import sys
 from typing import Callable, Tuple, Type
 
+from mmclip.engine.threads import configure_threads
 from .preflight import USER_ERRORS
 
 
@@ -41,9 +49,30 @@ def run_tool(run: Callable[[argparse.Namespace], object],
     Returns:
         int: The exit status: 0 done, 1 refused (the message is on stderr).
     """
+    configure_threads('auto')
     try:
         run(args)
     except USER_ERRORS + tuple(user_errors) as err:
         print(format_user_error(err), file=sys.stderr)
         return 1
     return 0
+
+
+def runtime_options(args: argparse.Namespace) -> dict:
+    """``args.cfg_options`` with the runtime flags as config keys:
+    ``--threads`` as ``cpu_threads`` and ``--log-level`` as
+    ``console_log_level`` (read by :func:`mmclip.engine.build_runner`).
+
+    Args:
+        args (argparse.Namespace): A parsed command line with
+            ``cfg_options`` and, optionally, ``threads`` and ``log_level``.
+
+    Returns:
+        dict: The options to merge into the config.
+    """
+    options = dict(args.cfg_options or {})
+    if getattr(args, 'threads', None) is not None:
+        options['cpu_threads'] = args.threads
+    if getattr(args, 'log_level', None) is not None:
+        options['console_log_level'] = args.log_level
+    return options

@@ -64,6 +64,12 @@ class CPUThreadsHook(Hook):
         self._active = device.type == 'cpu'
         self._next_check = time.monotonic() + self.interval
         self._meter = CPUUseMeter()
+        if self._active:
+            how = (f'fitted to the load, re-checked every {self.interval:g} '
+                   's' if self.adapt else 'fixed')
+            MMLogger.get_current_instance().info(
+                f'{torch.get_num_threads()} PyTorch threads on '
+                f'{usable_cpus()} CPUs ({how}).')
 
     def _refit(self) -> None:
         """Re-read the load and set the threads (every ``interval`` s)."""
