@@ -51,8 +51,8 @@ def test_amp_wrappers_swap_without_accelerator(wrapper, cpu_type,
     assert amp_wrapper_for_cpu(cfg) == wrapper
     assert cfg == dict(type=cpu_type, dtype='bfloat16')
     monkeypatch.setattr(cpu_amp, 'accelerator_available', lambda: True)
-    cfg = dict(type=wrapper)
-    assert amp_wrapper_for_cpu(cfg) is None and cfg['type'] == wrapper
+    cfg = dict(type=wrapper, cpu_bf16=False)  # CPU-only: gone on a GPU
+    assert amp_wrapper_for_cpu(cfg) is None and cfg == dict(type=wrapper)
 
 
 def test_plain_wrappers_are_left_alone(monkeypatch):

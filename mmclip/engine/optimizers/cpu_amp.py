@@ -129,7 +129,7 @@ CPU_COUNTERPARTS = {
 
 def amp_wrapper_for_cpu(optim_wrapper: dict) -> Optional[str]:
     """Swap an AMP wrapper config for its CPU counterpart when the run has
-    no accelerator (in place).
+    no accelerator (in place); with one, drop the CPU-only ``cpu_bf16``.
 
     Args:
         optim_wrapper (dict): A config's ``optim_wrapper``.
@@ -138,7 +138,11 @@ def amp_wrapper_for_cpu(optim_wrapper: dict) -> Optional[str]:
         str | None: The type swapped out, None when nothing changed.
     """
     wrapper_type = optim_wrapper.get('type')
-    if wrapper_type not in CPU_COUNTERPARTS or accelerator_available():
+    if wrapper_type not in CPU_COUNTERPARTS:
+        return None
+    if accelerator_available():
+        # cpu_bf16 only means something to the CPU counterpart.
+        optim_wrapper.pop('cpu_bf16', None)
         return None
     optim_wrapper['type'] = CPU_COUNTERPARTS[wrapper_type]
     return wrapper_type
