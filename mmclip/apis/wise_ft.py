@@ -290,7 +290,8 @@ def evaluate_wise_ft(config: str,
             it names is missing (before any work).
     """
     from mmengine.model import is_model_wrapper
-    from mmengine.runner import Runner
+
+    from mmclip.engine import build_runner
 
     from mmclip.apis.test import prepare_test_config
     from mmclip.utils.checkpoint import mmclip_checkpoint_loading
@@ -313,7 +314,7 @@ def evaluate_wise_ft(config: str,
     _init_scope()
     results = []
     with mmclip_checkpoint_loading():
-        runner = Runner.from_cfg(cfg)
+        runner = build_runner(cfg)
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         for alpha in alphas:

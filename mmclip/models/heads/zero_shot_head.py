@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from mmengine.dist import all_gather, broadcast, get_dist_info
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
-from mmengine.utils import ProgressBar
+from tqdm import tqdm
 
 from mmclip.deprecation import renamed_argument
 from mmclip.registry import MODELS
@@ -180,12 +180,14 @@ class ZeroShotClsHead(BaseModule):
             f'Building zero-shot classifier: {num} classes x '
             f'{len(self.templates)} templates' +
             (f', {share} classes per rank' if world_size > 1 else ''))
-        bar = ProgressBar(share * len(self.templates)) if rank == 0 else None
-        part = build_zero_shot_classifier(
-            encode_text, names, self.templates, batch_size=self.batch_size,
-            progress=bar.update if bar is not None else None)
-        if bar is not None:
-            print()  # ProgressBar leaves the cursor on its line
+        # A bar on a terminal only (tqdm's disable=None): logs and pipes get
+        # the line above.
+        with tqdm(total=share * len(self.templates), unit='prompt',
+                  desc='Zero-shot classifier', leave=False,
+                  disable=None if rank == 0 else True) as bar:
+            part = build_zero_shot_classifier(
+                encode_text, names, self.templates,
+                batch_size=self.batch_size, progress=bar.update)
         return torch.cat(all_gather(part), dim=1)[:, :num]
 
     @torch.no_grad()
