@@ -1,7 +1,6 @@
 """Install mmclip: ``pip install -e .`` (``.[tests]`` for the test suite)."""
 import os.path as osp
 import shutil
-
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 

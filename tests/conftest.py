@@ -45,7 +45,8 @@ def markdown_blocks(page: str, language: str) -> list:
 
 
 def load_tool(relpath: str):
-    """Import a script under ``tools/`` as a module (tools are not a package)."""
+    """Import a script under ``tools/`` as a module (tools are not a
+    package)."""
     import importlib.util
     path = osp.join(REPO_ROOT, 'tools', relpath)
     spec = importlib.util.spec_from_file_location(
@@ -60,6 +61,7 @@ def mm_log():
     """Messages logged through mmengine's current MMLogger during a test
     (MMLogger does not propagate to pytest's caplog)."""
     import logging
+
     from mmengine.logging import MMLogger
     messages = []
 
@@ -101,6 +103,7 @@ def tiny_training_config(work_dir: str, iters: int, **overrides):
     stacked, in order), AdamW, seed 0, no checkpoints; ``overrides`` are
     merged in (e.g. ``compile=...``, ``default_hooks=...``)."""
     from mmengine.config import Config
+
     from mmclip.registry import DATASETS
     DATASETS.register_module(module=RandomImageTextPairs, force=True)
     cfg = Config(dict(

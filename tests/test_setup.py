@@ -18,7 +18,8 @@ from conftest import REPO_ROOT
 def source_files():
     """The files git would commit (tracked, and untracked but not ignored)."""
     out = subprocess.run(
-        ['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
+        ['git', 'ls-files', '-z', '--cached', '--others',
+         '--exclude-standard'],
         cwd=REPO_ROOT, capture_output=True, check=True).stdout
     return [p for p in out.decode().split('\0')
             if p and osp.isfile(osp.join(REPO_ROOT, p))]

@@ -43,7 +43,7 @@ import platform
 import runpy
 import time
 from functools import lru_cache, partial
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict
 
 import torch
 
@@ -103,6 +103,7 @@ def build_models(arch: str, libraries, device: str,
     mode."""
     import open_clip
     from transformers import CLIPConfig, CLIPModel
+
     from mmclip.apis import get_model
     (width, layers, heads, patch, px), (t_width, t_layers,
                                         t_heads), dim = ARCHS[arch]
@@ -180,6 +181,7 @@ def measure_encoders(models: dict, args, sync, peak) -> dict:
 def measure_tokenizer(args) -> dict:
     """Captions/s of mmclip's and open_clip's BPE tokenizers (same ids)."""
     import open_clip
+
     from mmclip.models.tokenizers import CLIPBPETokenizer
     captions = helper('benchmark_data.py')['make_benchmark_captions'](
         args.captions, seed=0)
@@ -196,6 +198,7 @@ def measure_classifier_build(models: dict, args, sync) -> dict:
     """Classes/s building a zero-shot classifier, mmclip vs open_clip, the
     same number of prompts per text-tower call."""
     import open_clip
+
     from mmclip.datasets.zero_shot_data import (OPENAI_IMAGENET_TEMPLATES,
                                                 resolve_classnames)
     from mmclip.models.utils import build_zero_shot_classifier
@@ -222,7 +225,6 @@ def measure_classifier_build(models: dict, args, sync) -> dict:
         sync()
         rates[name] = len(classes) / (time.perf_counter() - start)
     return rates
-
 
 
 def measure_onnx_image_encode(args) -> Dict[str, float]:
@@ -256,7 +258,6 @@ def format_onnx_table(rates: Dict[str, float]) -> str:
             '| ONNX Runtime vs PyTorch eager, image encode, CPU (img/s) | '
             f'{rates["ONNX Runtime"]:,.1f} | {rates["PyTorch eager"]:,.1f} | '
             f'{ratio:.2f}x |')
-
 
 
 def make_prompts(n: int):
@@ -352,7 +353,8 @@ def parse_args(argv=None):
     p.add_argument('--libraries', default=','.join(LIBRARIES),
                    help='comma-separated subset of the libraries (mmclip '
                    'always runs)')
-    p.add_argument('--grad-ckpt', default='both', choices=['off', 'on', 'both'],
+    p.add_argument('--grad-ckpt', default='both',
+                   choices=['off', 'on', 'both'],
                    help='train rows without / with gradient checkpointing')
     p.add_argument('--patch-dropout', type=float, default=0.,
                    help='also a train row dropping this share of patch '

@@ -198,6 +198,7 @@ def save_initial_weights(args, path: str) -> str:
     runs start from the same tensors whatever order each runner draws its
     random numbers in."""
     from mmengine.registry import init_default_scope
+
     from mmclip.registry import MODELS
     init_default_scope('mmclip')
     torch.manual_seed(0)
@@ -212,6 +213,7 @@ def run_config(name: str, args, work_dir: str,
     samples/s and peak GiB."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
     import mmclip.engine  # noqa: F401 (hooks, optim wrappers)
     cfg = build_config(name, args, work_dir, init_weights)
     timer = IterationTimer(warmup=min(5, args.iters - 1))

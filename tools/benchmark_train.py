@@ -56,6 +56,7 @@ def configure(name: str, model, grad_ckpt: bool, patch_dropout: float):
 def loss_functions(models: dict) -> Dict[str, Callable]:
     """``{library: fn(images, token_ids) -> scalar loss}``."""
     import open_clip
+
     from mmclip.registry import MODELS
     head = MODELS.build(dict(type='CLIPContrastiveHead'))
     clip_loss = open_clip.ClipLoss()

@@ -143,6 +143,7 @@ def fine_tune_digits(args, clip_checkpoint: str) -> dict:
     """
     from mmclip.apis import prepare_train_config, train
     from mmclip.apis.wise_ft import evaluate_wise_ft
+
     # The zero-shot head of 10 classes x 3 prompts needs no disk cache.
     options = {'model.init_cfg.checkpoint': clip_checkpoint,
                'model.init_cfg.cache_dir': None,
@@ -179,6 +180,7 @@ def probe_digits(args, clip_checkpoint: str, options: dict) -> dict:
         dict: Test set name -> top-1 %.
     """
     from mmengine.config import Config
+
     from mmclip.evaluation import (build_probe_dataloader, load_image_tower,
                                    probe_dataloaders)
     cfg = Config.fromfile(args.fine_tune_config)

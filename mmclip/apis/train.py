@@ -5,8 +5,7 @@ from typing import Optional
 from mmengine.config import Config
 
 from mmclip.utils.checkpoint import (UnsafeCheckpointError,
-                                     mmclip_checkpoint_loading,
-                                     unsafe_globals)
+                                     mmclip_checkpoint_loading, unsafe_globals)
 from .launch import setup_distributed
 from .preflight import (ConfigError, MissingFileError, check_config_file,
                         check_data_files)
@@ -136,9 +135,10 @@ def train(cfg: Config):
         ConfigError: The launcher cannot run here.
         UnsafeCheckpointError: See :func:`check_resumable`.
     """
-    import mmclip.engine  # noqa: F401 (hooks, wrappers)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    import mmclip.engine  # noqa: F401 (hooks, wrappers)
     check_resumable(cfg)
     check_data_files(cfg, ['train_dataloader'] +
                      (['val_dataloader'] if cfg.get('val_cfg') else []))

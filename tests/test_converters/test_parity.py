@@ -9,8 +9,8 @@ compares embeddings (max abs diff <= 1e-5) and logits (<= 1e-4) on CPU in
 fp32. The file takes about 95 s on 2 CPU cores, 40 s of it ViT-L/14 (1.7 GB
 of weights written twice); ``MMCLIP_FAST_TESTS=1`` skips that one.
 """
-import importlib
 import copy
+import importlib
 import os
 import shutil
 import sys
@@ -20,8 +20,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from converter_helpers import (build_from_meta, build_mmpretrain,
-                                       perturb_, save_openai_torchscript)
+from converter_helpers import (build_from_meta, build_mmpretrain, perturb_,
+                               save_openai_torchscript)
 
 open_clip = importlib.import_module('open_clip')
 transformers = importlib.import_module('transformers')
@@ -218,6 +218,7 @@ def test_mmpretrain_classifier_b16(tmp_path, cli_main, inputs):
     head must give its logits inside mmpretrain's ImageClassifier."""
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
+
     from mmclip.registry import MODELS
     cfg = Config.fromfile(MMPRETRAIN_CONFIGS /
                           'vit-base-p16_pt-64xb64_in1k.py')

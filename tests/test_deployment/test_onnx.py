@@ -9,12 +9,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, load_tool
 from PIL import Image
 from skimage import data as skdata
 
-from mmclip.apis import (OnnxCLIP, get_model, inference_model,
-                         preprocess_images)
+from conftest import REPO_ROOT, load_tool
+from mmclip.apis import OnnxCLIP, get_model, inference_model, preprocess_images
 from mmclip.deployment import META_FILE, export_onnx
 
 DIGITS_CFG = osp.join(REPO_ROOT, 'configs', 'clip',

@@ -15,12 +15,11 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import mmclip.evaluation
+from conftest import REPO_ROOT, TINY_VISION, load_tool
 from mmclip.evaluation import (LinearProbeInputError, LinearProbeMetric,
                                extract_labelled_features, image_features,
                                linear_probe, load_image_tower)
 from mmclip.registry import METRICS
-
-from conftest import REPO_ROOT, TINY_VISION, load_tool
 
 DIGITS_CONFIGS = osp.join(REPO_ROOT, 'configs', 'clip')
 PRETRAIN = 'clip_vit-tiny-p8_1xb32-24e_digits-32px.py'
@@ -90,8 +89,8 @@ def test_metric_kfold(digits):
              max_iter=200, feature_key='feat'))
     assert isinstance(metric, LinearProbeMetric)
     x, y = x_tr[:600], y_tr[:600]
-    metric.process(None, [dict(feat=torch.from_numpy(f), gt_label=
-                               torch.tensor([int(lab)]))
+    metric.process(None, [dict(feat=torch.from_numpy(f),
+                               gt_label=torch.tensor([int(lab)]))
                           for f, lab in zip(x, y)])
     out = metric.evaluate(len(x))
     assert out['linear_probe/top1'] > 90

@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 import torch
+
 from conftest import REPO_ROOT, load_tool
 
 GPU_CHECK = osp.join(REPO_ROOT, 'tools', 'gpu_check.sh')

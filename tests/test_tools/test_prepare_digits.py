@@ -7,14 +7,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from conftest import load_tool
 from mmclip.datasets import (CsvClassificationDataset, ImageTextDataset,
                              clip_train_pipeline)
 from mmclip.datasets.digits import CLASSNAMES, ZERO_SHOT_TEMPLATES
 from mmclip.datasets.transforms import LoadImageRGB
-
-from conftest import load_tool
 
 tool = load_tool('dataset_converters/prepare_digits.py')
 prepare_digits, train_caption = tool.prepare_digits, tool.train_caption

@@ -16,9 +16,9 @@ from mmengine.config import Config
 from PIL import Image
 
 from conftest import REPO_ROOT, load_tool
-from mmclip.apis.wise_ft import (CheckpointMismatchError,
-                                 interpolate_weights, load_wise_ft_endpoint,
-                                 wise_ft, zero_shot_classifier_weights)
+from mmclip.apis.wise_ft import (CheckpointMismatchError, interpolate_weights,
+                                 load_wise_ft_endpoint, wise_ft,
+                                 zero_shot_classifier_weights)
 from mmclip.datasets.digits import CLASSNAMES
 
 DIGITS_FT = osp.join(REPO_ROOT, 'configs', 'clip',

@@ -9,7 +9,6 @@ generating C++ kernels, which takes minutes on this CPU. With ``inductor``
 the same run gave the same losses (to 1e-6).
 """
 import numpy as np
-import torch
 from mmengine.runner import Runner
 
 import mmclip.engine  # noqa: F401

@@ -140,6 +140,7 @@ def test_digits_zero_shot_top1_at_least_85(tmp_path, digits_root,
     """The full tiny config, from scratch: >= 85 % zero-shot top-1 on the
     held-out digits, with prompts that never occur in training captions."""
     from PIL import Image
+
     from mmclip.datasets.digits import CLASSNAMES, ZERO_SHOT_TEMPLATES
     prep = load_tool('dataset_converters/prepare_digits.py')
     train_captions = {prep.train_caption(d, t) for d in range(10)
@@ -203,8 +204,8 @@ def test_digits_zero_shot_top1_at_least_85(tmp_path, digits_root,
     out = capsys.readouterr().out
     assert f'checkpoint: {ckpt} (loaded)' in out
     assert 'random weights' not in out
-    assert sum(f'{n}.jpg' in out for n in ('astronaut', 'chelsea', 'coffee',
-                                            'rocket')) == 4
+    assert sum(f'{n}.jpg' in out
+               for n in ('astronaut', 'chelsea', 'coffee', 'rocket')) == 4
 
 
 def test_digits_fine_tune_beats_zero_shot(pretrained_digits, capsys):

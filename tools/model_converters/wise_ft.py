@@ -65,8 +65,8 @@ def format_table(results, keys) -> str:
 def main(argv=None) -> int:
     """Run the tool; returns the exit status (0 ok, 1 refused)."""
     args = parse_args(argv)
-    from mmclip.apis.wise_ft import (CheckpointMismatchError,
-                                     evaluate_wise_ft, plot_wise_ft, wise_ft)
+    from mmclip.apis.wise_ft import (CheckpointMismatchError, evaluate_wise_ft,
+                                     plot_wise_ft, wise_ft)
     try:
         if args.alphas is None:
             if args.out.endswith('.png'):

@@ -6,6 +6,6 @@ from .rng_state_hook import RNGStateHook
 from .show_predictions_hook import ShowPredictionsHook
 
 __all__ = [
-    'DeferredRuntimeInfoHook', 'LogitScaleClampHook', 'PlainCheckpointHook', 'RNGStateHook',
-    'ShowPredictionsHook', 'TrainingCurveHook'
+    'DeferredRuntimeInfoHook', 'LogitScaleClampHook', 'PlainCheckpointHook',
+    'RNGStateHook', 'ShowPredictionsHook', 'TrainingCurveHook'
 ]

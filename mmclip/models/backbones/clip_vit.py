@@ -104,7 +104,8 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
             raise ValueError(f'out_type={out_type!r}: use one of '
                              f'{self.OUT_TYPES}.')
         if not 0 <= patch_dropout < 1:
-            raise ValueError(f'patch_dropout={patch_dropout} must be in [0, 1).')
+            raise ValueError(
+                f'patch_dropout={patch_dropout} must be in [0, 1).')
         if out_channels is None:
             out_channels = self.arch_settings.get('proj_dims', width)
         self.embed_dims = width
