@@ -1,4 +1,6 @@
-"""Shared fixtures: tiny tower configs (fast) and the repo root."""
+"""Shared fixtures: tiny tower configs (fast), the repo root and a copy of
+its source tree."""
+import os
 import os.path as osp
 import uuid
 
@@ -42,6 +44,28 @@ def markdown_blocks(page: str, language: str) -> list:
     with open(page) as f:
         return [textwrap.dedent(block) for block in re.findall(
             rf'```{language}\n(.*?)```', f.read(), re.S)]
+
+
+def copy_source_tree(dest: str) -> list:
+    """Copy the files git would commit (tracked, and untracked but not
+    ignored) to ``dest``, as a source distribution would hold them, so
+    that building or installing the copy writes nothing into the checkout.
+
+    Returns:
+        list[str]: The copied paths, relative to the repository root.
+    """
+    import shutil
+    import subprocess
+    out = subprocess.run(
+        ['git', 'ls-files', '-z', '--cached', '--others',
+         '--exclude-standard'],
+        cwd=REPO_ROOT, capture_output=True, check=True).stdout
+    files = [p for p in out.decode().split('\0')
+             if p and osp.isfile(osp.join(REPO_ROOT, p))]
+    for rel in files:
+        os.makedirs(osp.join(dest, osp.dirname(rel)), exist_ok=True)
+        shutil.copy2(osp.join(REPO_ROOT, rel), osp.join(dest, rel))
+    return files
 
 
 def load_tool(relpath: str):
