@@ -27,7 +27,7 @@ from conftest import REPO_ROOT, copy_source_tree
 LOWER_ENDS = {
     'torch': '2.6.0',
     'torchvision': '0.21.0',
-    'mmengine': '0.10.6',
+    'mmengine': '0.10.7',
     'mmpretrain': '1.2.0',
     'mmcv-lite': '2.0.0',
     'webdataset': '1.0.2',
@@ -146,7 +146,7 @@ def test_lower_ends_kept_and_run(tmp_path):
     run([sys.executable, '-m', 'venv', str(env)], check=True, timeout=300)
     python = str(env / 'bin' / 'python')
     # The environment mmclip is installed into: the lower ends, and
-    # transformers, beside which mmengine < 0.10.6 fails to import.
+    # transformers (beside which mmengine < 0.10.6 fails to import).
     pip_install(python, *(f'{name}=={version}'
                           for name, version in LOWER_ENDS.items()),
                 'setuptools<82',
