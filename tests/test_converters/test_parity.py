@@ -7,11 +7,10 @@ that library does, converts it with the CLI, loads the result with
 ``torch.load(weights_only=True)`` into the model its meta describes and
 compares embeddings (max abs diff <= 1e-5) and logits (<= 1e-4) on CPU in
 fp32. The file takes about 95 s on 2 CPU cores, 40 s of it ViT-L/14 (1.7 GB
-of weights written twice); ``MMCLIP_FAST_TESTS=1`` skips that one.
+of weights written twice), which is marked slow.
 """
 import copy
 import importlib
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -118,9 +117,7 @@ def test_open_clip_b32_quickgelu(tmp_path, cli_main, inputs, openclip_b32):
            'open_clip ViT-B-32-quickgelu')
 
 
-@pytest.mark.skipif(
-    os.environ.get('MMCLIP_FAST_TESTS') == '1',
-    reason='MMCLIP_FAST_TESTS=1 skips ViT-L/14 (~40 s on CPU)')
+@pytest.mark.slow
 def test_open_clip_l14_quickgelu(tmp_path, cli_main, inputs):
     ref = perturb_(open_clip.create_model('ViT-L-14-quickgelu'), seed=6)
     ref.eval()

@@ -16,6 +16,8 @@ from conftest import REPO_ROOT, load_tool
 from mmclip.apis import OnnxCLIP, get_model, inference_model, preprocess_images
 from mmclip.deployment import META_FILE, export_onnx
 
+# Exports ViT-B/32 at its real widths (about half a minute in all).
+pytestmark = pytest.mark.slow
 DIGITS_CFG = osp.join(REPO_ROOT, 'configs', 'clip',
                       'clip_vit-tiny-p8_zeroshot-cls_digits-32px.py')
 # The real ViT-B/32 widths; its evaluation pipeline is the ImageNet base's

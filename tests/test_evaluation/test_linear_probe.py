@@ -166,6 +166,7 @@ def run_probe(cwd, config, *args):
         cwd=str(cwd), capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_tool_runs_on_the_digits_fine_tune_config(digits_project):
     """As its docstring says: the labelled digits splits of the shipped
     fine-tune config (train.csv's label column), a CLIP checkpoint, from
@@ -182,6 +183,7 @@ def test_tool_runs_on_the_digits_fine_tune_config(digits_project):
     assert f"linear probe top-1: {res['top1']:.2f}%" in proc.stdout
 
 
+@pytest.mark.slow
 def test_unlabelled_split_is_one_error_naming_the_fix(digits_project):
     # The zero-shot config's train split is the captioned pretraining data.
     proc = run_probe(digits_project, ZERO_SHOT, 'clip.pth')

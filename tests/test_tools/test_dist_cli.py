@@ -23,6 +23,9 @@ import torch
 from conftest import REPO_ROOT
 from tiny_digits import TRAIN_CONFIG, digits_train_config, write_tiny_digits
 
+# torchrun-launched training and testing through the shell scripts.
+pytestmark = pytest.mark.slow
+
 TEST_CONFIG = osp.join(REPO_ROOT, 'configs', 'clip',
                        'clip_vit-tiny-p8_zeroshot-cls_digits-32px.py')
 HERE = osp.dirname(osp.abspath(__file__))

@@ -55,6 +55,7 @@ def _direct_accuracy(checkpoint, root):
     }, labels
 
 
+@pytest.mark.slow
 def test_test_tool_digits(tmp_path, digits, checkpoint, capsys):
     tool = load_tool('test.py')
     out = str(tmp_path / 'preds.json')

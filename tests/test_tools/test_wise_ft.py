@@ -137,6 +137,7 @@ def test_errors_name_the_parameters_and_the_fix(setup, tmp_path):
     assert not osp.exists(tmp_path / 'out.pth')
 
 
+@pytest.mark.slow
 def test_command_line_sweep_in_a_fresh_folder(setup, tmp_path):
     cmd = [
         sys.executable,

@@ -13,6 +13,9 @@ import pytest
 
 from conftest import REPO_ROOT, load_tool
 
+# Minutes: pretrains the digits CLIP and fine-tunes it through the tools.
+pytestmark = pytest.mark.slow
+
 CONFIG = osp.join(REPO_ROOT, 'configs', 'clip',
                   'clip_vit-tiny-p8_1xb32-24e_digits-32px.py')
 HERE = osp.dirname(osp.abspath(__file__))
