@@ -5,22 +5,24 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/python -m pip
+# Exact releases for reproducible runs; requirements/*.txt declare ranges.
+CONSTRAINTS := requirements/constraints.txt
 PYTEST_ARGS ?=
 
 .PHONY: demo test install install-tests benchmark clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade pip 'setuptools<82' wheel
+	$(PIP) install -c $(CONSTRAINTS) --upgrade pip setuptools wheel
 
 # Runtime + demo data; the stamp reinstalls when a requirements file changes.
-$(VENV)/.installed: $(VENV)/bin/python setup.py requirements/runtime.txt requirements/mminstall.txt requirements/optional.txt
-	$(PIP) install -r requirements/runtime.txt -r requirements/mminstall.txt -r requirements/optional.txt
+$(VENV)/.installed: $(VENV)/bin/python setup.py $(CONSTRAINTS) requirements/runtime.txt requirements/mminstall.txt requirements/optional.txt
+	$(PIP) install -c $(CONSTRAINTS) -r requirements/runtime.txt -r requirements/mminstall.txt -r requirements/optional.txt
 	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed-tests: $(VENV)/.installed requirements/tests.txt requirements/deploy.txt
-	$(PIP) install -r requirements/tests.txt -r requirements/deploy.txt
+$(VENV)/.installed-tests: $(VENV)/.installed $(CONSTRAINTS) requirements/tests.txt requirements/deploy.txt
+	$(PIP) install -c $(CONSTRAINTS) -r requirements/tests.txt -r requirements/deploy.txt
 	touch $@
 
 install: $(VENV)/.installed

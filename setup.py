@@ -1,7 +1,11 @@
-"""Install mmclip: ``pip install -e .`` (``.[tests]`` for the test suite)."""
+"""Install mmclip: ``pip install -e .`` (``.[tests]`` for the test suite).
+
+``install_requires`` are the ranges of ``requirements/runtime.txt`` and
+``mminstall.txt``, so an existing torch / mmengine / mmpretrain in range is
+kept; ``requirements/constraints.txt`` pins the releases ``make`` installs.
+"""
 import os.path as osp
 import shutil
-
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
@@ -80,6 +84,7 @@ setup(
     extras_require={
         'tests': read_requirements('tests'),
         'optional': read_requirements('optional'),
+        'deploy': read_requirements('deploy'),
     },
     license='Apache License 2.0',
     zip_safe=False)

@@ -1,14 +1,16 @@
-"""mmclip's registries: one child of every mmpretrain registry, scope ``mmclip``.
+"""mmclip's registries: one child of every mmpretrain registry, scope
+``mmclip``.
 
-A config with ``default_scope = 'mmclip'`` builds mmclip's own modules first and
-falls back to mmpretrain's (and through it mmengine's), so ``ImageClassifier``,
-``Accuracy`` or ``ClsDataPreprocessor`` stay usable from mmclip configs.
+A config with ``default_scope = 'mmclip'`` builds mmclip's own modules first
+and falls back to mmpretrain's (and through it mmengine's), so
+``ImageClassifier``, ``Accuracy`` or ``ClsDataPreprocessor`` stay usable from
+mmclip configs.
 ``locations`` makes a registry import the modules that fill it the first time a
 name is looked up, so ``MODELS.build(dict(type='CLIPVisionTransformer', ...))``
 works without importing ``mmclip.models`` by hand.
 
-mmpretrain already registers ``CLIP``, ``CLIPZeroShot``, ``CLIPTransformer`` and
-``CLIPProjection``; mmclip never reuses those names.
+mmpretrain already registers ``CLIP``, ``CLIPZeroShot``, ``CLIPTransformer``
+and ``CLIPProjection``; mmclip never reuses those names.
 """
 from mmengine.registry import Registry
 from mmpretrain import registry as mmpretrain_registry

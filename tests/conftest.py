@@ -1,4 +1,6 @@
-"""Shared fixtures: tiny tower configs (fast) and the repo root."""
+"""Shared fixtures: tiny tower configs (fast), the repo root and a copy of
+its source tree."""
+import os
 import os.path as osp
 import uuid
 
@@ -44,8 +46,31 @@ def markdown_blocks(page: str, language: str) -> list:
             rf'```{language}\n(.*?)```', f.read(), re.S)]
 
 
+def copy_source_tree(dest: str) -> list:
+    """Copy the files git would commit (tracked, and untracked but not
+    ignored) to ``dest``, as a source distribution would hold them, so
+    that building or installing the copy writes nothing into the checkout.
+
+    Returns:
+        list[str]: The copied paths, relative to the repository root.
+    """
+    import shutil
+    import subprocess
+    out = subprocess.run(
+        ['git', 'ls-files', '-z', '--cached', '--others',
+         '--exclude-standard'],
+        cwd=REPO_ROOT, capture_output=True, check=True).stdout
+    files = [p for p in out.decode().split('\0')
+             if p and osp.isfile(osp.join(REPO_ROOT, p))]
+    for rel in files:
+        os.makedirs(osp.join(dest, osp.dirname(rel)), exist_ok=True)
+        shutil.copy2(osp.join(REPO_ROOT, rel), osp.join(dest, rel))
+    return files
+
+
 def load_tool(relpath: str):
-    """Import a script under ``tools/`` as a module (tools are not a package)."""
+    """Import a script under ``tools/`` as a module (tools are not a
+    package)."""
     import importlib.util
     path = osp.join(REPO_ROOT, 'tools', relpath)
     spec = importlib.util.spec_from_file_location(
@@ -60,6 +85,7 @@ def mm_log():
     """Messages logged through mmengine's current MMLogger during a test
     (MMLogger does not propagate to pytest's caplog)."""
     import logging
+
     from mmengine.logging import MMLogger
     messages = []
 
@@ -101,6 +127,7 @@ def tiny_training_config(work_dir: str, iters: int, **overrides):
     stacked, in order), AdamW, seed 0, no checkpoints; ``overrides`` are
     merged in (e.g. ``compile=...``, ``default_hooks=...``)."""
     from mmengine.config import Config
+
     from mmclip.registry import DATASETS
     DATASETS.register_module(module=RandomImageTextPairs, force=True)
     cfg = Config(dict(

@@ -13,8 +13,9 @@ def test_every_registry_is_a_child_of_mmpretrains(name):
 
 
 def test_names_do_not_collide_with_mmpretrain():
-    import mmclip.models  # noqa: F401 (register)
     import mmpretrain.models  # noqa: F401
+
+    import mmclip.models  # noqa: F401 (register)
     ours = set(MODELS.module_dict) | set(TOKENIZER.module_dict)
     assert {'CLIPVisionTransformer', 'CLIPTextTransformer', 'CLIPModel',
             'CLIPBPETokenizer'} <= ours

@@ -3,8 +3,6 @@ build`` does) carries configs, tools and the model index in
 ``mmclip/.mim``, where ``mim train/test mmclip`` and mmclip's config search
 find them."""
 import os
-import os.path as osp
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -12,16 +10,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO_ROOT
-
-
-def source_files():
-    """The files git would commit (tracked, and untracked but not ignored)."""
-    out = subprocess.run(
-        ['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
-        cwd=REPO_ROOT, capture_output=True, check=True).stdout
-    return [p for p in out.decode().split('\0')
-            if p and osp.isfile(osp.join(REPO_ROOT, p))]
+from conftest import copy_source_tree
 
 
 @pytest.fixture(scope='module')
@@ -30,10 +19,7 @@ def built(tmp_path_factory):
     tree (the build writes build/ and *.egg-info next to setup.py)."""
     tmp = tmp_path_factory.mktemp('build')
     src = tmp / 'src'
-    files = source_files()
-    for rel in files:
-        os.makedirs(src / osp.dirname(rel), exist_ok=True)
-        shutil.copy2(osp.join(REPO_ROOT, rel), src / rel)
+    files = copy_source_tree(str(src))
     subprocess.run([sys.executable, 'setup.py', '-q', 'sdist', '-d',
                     str(tmp / 'sdist')], cwd=src, check=True,
                    capture_output=True, timeout=300)

@@ -139,6 +139,7 @@ def fine_tune_digits(args, clip_checkpoint: str) -> dict:
     """
     from mmclip.apis import prepare_train_config, train
     from mmclip.apis.wise_ft import evaluate_wise_ft
+
     # The zero-shot head of 10 classes x 3 prompts needs no disk cache.
     options = {'model.init_cfg.checkpoint': clip_checkpoint,
                'model.init_cfg.cache_dir': None,
@@ -175,6 +176,7 @@ def probe_digits(args, clip_checkpoint: str, options: dict) -> dict:
         dict: Test set name -> top-1 %.
     """
     from mmengine.config import Config
+
     from mmclip.evaluation import (build_probe_dataloader, load_image_tower,
                                    probe_dataloaders)
     cfg = Config.fromfile(args.fine_tune_config)
@@ -216,6 +218,7 @@ def run(args) -> None:
     """The photo, then (unless skipped) the digits parts, as ``args``
     say."""
     from skimage import data
+
     from mmclip.apis.preflight import ConfigError, check_checkpoint
     check_checkpoint(args.checkpoint, '--checkpoint')
     torch.manual_seed(args.seed)

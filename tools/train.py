@@ -70,7 +70,8 @@ def run(args):
     from mmclip.apis.train import prepare_train_config, train
     cfg = prepare_train_config(
         args.config, work_dir=args.work_dir, resume=args.resume,
-        amp=args.amp, amp_dtype=args.amp_dtype, cfg_options=runtime_options(args),
+        amp=args.amp, amp_dtype=args.amp_dtype,
+        cfg_options=runtime_options(args),
         launcher=args.launcher, auto_scale_lr=args.auto_scale_lr)
     return train(cfg)
 

@@ -9,8 +9,8 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mmclip.model_index import (find_model_info, get_model_info,
-                                list_models, no_published_weights)
+from mmclip.model_index import (find_model_info, get_model_info, list_models,
+                                no_published_weights)
 # Loading is the models' (ZeroShotInit uses it too); mmclip.apis re-exports
 # it, as users and the docs know it from here.
 from mmclip.models.pretrained import load_pretrained
@@ -106,8 +106,8 @@ def get_model(model: Union[str, Config],
             are read without executing anything (see
             :func:`load_pretrained`). ``True`` raises an error that says
             where the model's original weights are and how to convert them
-            (mmclip publishes no converted checkpoints). Defaults to None (random
-            weights; False means the same).
+            (mmclip publishes no converted checkpoints). Defaults to None
+            (random weights; False means the same).
         device (str | torch.device): Where to put the model. Defaults to
             ``'cpu'``.
         cfg_options (dict, optional): Overrides merged into the config, e.g.

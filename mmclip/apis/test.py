@@ -56,8 +56,8 @@ def prepare_test_config(config: str,
     for key in ('test_dataloader', 'test_evaluator'):
         if not cfg.get(key):
             raise ConfigError(f'Config {config} has no `{key}`; use a '
-                             'zero-shot config such as configs/clip/'
-                             'clip_vit-base-p32_zeroshot-cls_in1k.py.')
+                              'zero-shot config such as configs/clip/'
+                              'clip_vit-base-p32_zeroshot-cls_in1k.py.')
     cfg.setdefault('test_cfg', dict())
     cfg.launcher = launcher
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
@@ -101,10 +101,10 @@ def test(cfg: Config, show_dir: Optional[str] = None,
             missing.
         ConfigError: The launcher cannot run here.
     """
-    import mmclip.models  # noqa: F401 (registers the heads)
-    import mmclip.datasets  # noqa: F401 (registers the datasets)
     from mmengine.dist import is_main_process
 
+    import mmclip.datasets  # noqa: F401 (registers the datasets)
+    import mmclip.models  # noqa: F401 (registers the heads)
     from mmclip.engine import build_runner
     from mmclip.engine.hooks import ShowPredictionsHook
     from mmclip.utils.checkpoint import mmclip_checkpoint_loading

@@ -5,8 +5,7 @@ from typing import Optional
 from mmengine.config import Config
 
 from mmclip.utils.checkpoint import (UnsafeCheckpointError,
-                                     mmclip_checkpoint_loading,
-                                     unsafe_globals)
+                                     mmclip_checkpoint_loading, unsafe_globals)
 from .launch import setup_distributed
 from .preflight import (ConfigError, MissingFileError, check_config_file,
                         check_data_files, check_model_files)

@@ -26,10 +26,10 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 from mmengine.config import Config
 
-from mmclip.utils.checkpoint import load_weights
 from mmclip.errors import shorten_list
-from .preflight import (check_checkpoint, check_config_file,
-                        check_data_files, check_model_files)
+from mmclip.utils.checkpoint import load_weights
+from .preflight import (check_checkpoint, check_config_file, check_data_files,
+                        check_model_files)
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -291,9 +291,8 @@ def evaluate_wise_ft(config: str,
     """
     from mmengine.model import is_model_wrapper
 
-    from mmclip.engine import build_runner
-
     from mmclip.apis.test import prepare_test_config
+    from mmclip.engine import build_runner
     from mmclip.utils.checkpoint import mmclip_checkpoint_loading
     for alpha in alphas:  # refuse a bad alpha before any work
         if not 0 <= alpha <= 1:

@@ -43,6 +43,7 @@ def build_models(arch: str, libraries: Sequence[str], device: str,
     """
     import open_clip
     from transformers import CLIPConfig, CLIPModel
+
     from mmclip.apis import get_model
     (width, layers, heads, patch, px), (t_width, t_layers,
                                         t_heads), dim = ARCHS[arch]

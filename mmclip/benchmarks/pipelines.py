@@ -60,6 +60,7 @@ def device_decode_pipeline(px: int = 224) -> Callable:
     """The training pipeline of :func:`input_pipelines` with JPEGs left for
     the device (``RandomResizedCropOnDevice``): ``fn(pairs) -> batch``."""
     from mmengine.dataset import pseudo_collate
+
     from mmclip.datasets.pipelines import build_pipeline
     pipeline = build_pipeline([
         dict(type='SampleCaption'),
@@ -141,6 +142,7 @@ def measure_folder_inference(models: dict, encoders: dict, args, px: int,
     import open_clip
     from PIL import Image
     from transformers import CLIPImageProcessor
+
     from mmclip.apis import inference_model
     labels = [f'a photo of a {name}.' for name in names]
     ids = open_clip.tokenize(labels).to(args.device)

@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from .flops import count_flops, flops_row, flops_row_name
 from .timing import best_rates
+
 # Libraries whose image tower can drop patch tokens in training (FLIP).
 PATCH_DROPOUT_LIBRARIES = ('mmclip', 'open_clip')
 
@@ -53,6 +54,7 @@ def configure(name: str, model, grad_ckpt: bool, patch_dropout: float):
 def loss_functions(models: dict) -> Dict[str, Callable]:
     """``{library: fn(images, token_ids) -> scalar loss}``."""
     import open_clip
+
     from mmclip.registry import MODELS
     head = MODELS.build(dict(type='CLIPContrastiveHead'))
     clip_loss = open_clip.ClipLoss()

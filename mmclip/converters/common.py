@@ -129,9 +129,10 @@ def check_unknown(unknown: List[str], layout: str) -> None:
     if unknown:
         raise ConversionError(
             f'The {layout} checkpoint has {len(unknown)} parameter(s) mmclip '
-            f'has no place for: {shorten_list(unknown, 8)}. This variant (e.g. layer '
-            'scale, attention pooling, timm or HF text towers) is not '
-            'supported by mmclip\'s CLIP towers; converting it would drop '
+            f'has no place for: {shorten_list(unknown, 8)}. This variant '
+            '(e.g. layer scale, attention pooling, timm or HF text towers) '
+            'is not supported by mmclip\'s CLIP towers; converting it would '
+            'drop '
             'weights, so nothing was written.')
 
 

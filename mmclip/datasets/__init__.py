@@ -15,10 +15,10 @@ from .csv_classification import CsvClassificationDataset  # noqa: F401
 from .image_text import ImageTextDataset
 from .pipelines import (build_pipeline, clip_test_pipeline,
                         clip_train_pipeline, config_test_pipeline)
+from .shard_list import list_shards
 from .transforms import (LoadImageRGB, PackImageText,
                          RandomResizedCropOnDevice, SampleCaption,
                          TokenizeText)
-from .shard_list import list_shards
 from .webdataset import WebDatasetShards
 
 __all__ = [

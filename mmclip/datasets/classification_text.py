@@ -8,8 +8,8 @@ from mmengine.registry import DefaultScope
 
 from mmclip.registry import DATASETS
 from .base_dataset import ImageTextBaseDataset, check_caption_sampling
-from .zero_shot_data import (CLASSNAME_SETS, TEMPLATE_SETS,
-                             resolve_classnames, resolve_templates)
+from .zero_shot_data import (CLASSNAME_SETS, TEMPLATE_SETS, resolve_classnames,
+                             resolve_templates)
 
 #: A few of OpenAI's ImageNet prompt templates, a reasonable default.
 DEFAULT_TEMPLATES = (

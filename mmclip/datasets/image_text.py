@@ -193,4 +193,3 @@ class ImageTextDataset(ImageTextBaseDataset):
                 f'num_samples={len(self) if self._fully_initialized else "?"},'
                 f' img_key={self.img_key!r}, caption_key='
                 f'{self.caption_key!r})')
-

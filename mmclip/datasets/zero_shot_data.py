@@ -133,6 +133,7 @@ OPENAI_CIFAR_TEMPLATES = (
     'a photo of the big {}.',
 )
 
+
 def _digits_classnames():
     from .digits import CLASSNAMES
     return tuple(CLASSNAMES)

@@ -94,8 +94,7 @@ def image_preprocessing(model: nn.Module) -> dict:
         dict: ``size``, ``resize_short``, ``crop_size``, ``interpolation``
         (a Pillow filter name), ``mean``, ``std`` (RGB, 0-1 range).
     """
-    from mmclip.datasets.pipelines import (LOADING_TRANSFORMS,
-                                           TEXT_TRANSFORMS,
+    from mmclip.datasets.pipelines import (LOADING_TRANSFORMS, TEXT_TRANSFORMS,
                                            clip_test_pipeline,
                                            config_test_pipeline)
     size = model.backbone.img_size

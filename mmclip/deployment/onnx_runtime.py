@@ -152,8 +152,8 @@ class OnnxCLIP:
     """A CLIP exported to ONNX, run with ONNX Runtime; no PyTorch needed.
 
     Embeddings equal the PyTorch model's ``encode_image`` / ``encode_text``
-    (float32; the tests allow 1e-4, measured ~2e-6); :meth:`predict` returns what
-    :func:`mmclip.apis.inference_model` returns.
+    (float32; the tests allow 1e-4, measured ~2e-6); :meth:`predict` returns
+    what :func:`mmclip.apis.inference_model` returns.
 
     Args:
         export_dir (str): Folder with ``image_encoder.onnx``,

@@ -10,8 +10,7 @@ if has_torch():
     from .heads import *  # noqa: F401,F403
     from .layers import *  # noqa: F401,F403
     from .multimodal import *  # noqa: F401,F403
-    from .pretrained import (CheckpointMismatchError, check_model_cfg,
-                             load_pretrained)
+    from .pretrained import *  # noqa: F401,F403
     from .text_encoders import *  # noqa: F401,F403
 # Plain Python and numpy: the scoring-only install (mmclip.dependencies)
 # imports the tokenizer alone.

@@ -10,11 +10,12 @@ import torch.nn as nn
 from mmengine.logging import MMLogger
 
 from mmclip.errors import shorten_list
-
 from .backbones.clip_vit import CLIPVisionTransformer
 from .text_encoders.clip_text import CLIPTextTransformer
 from .utils.arch import resolve_arch
 from .utils.checkpoint import load_weights
+
+__all__ = ['CheckpointMismatchError', 'check_model_cfg', 'load_pretrained']
 
 #: Key prefixes of checkpoints that were not converted to mmclip's layout.
 FOREIGN_PREFIXES = {

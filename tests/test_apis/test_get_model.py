@@ -46,11 +46,13 @@ def test_get_model_by_name_real_b32():
     assert images.shape == (1, 3, 224, 224)
     with torch.no_grad():
         assert model.encode_image(images).shape == (1, 512)
-    assert model.cfg.filename.endswith('clip_vit-base-p32_zeroshot-cls_in1k.py')
+    assert model.cfg.filename.endswith(
+        'clip_vit-base-p32_zeroshot-cls_in1k.py')
 
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match='clip_vit-base-p16_zeroshot-cls_in1k'):
+    with pytest.raises(ValueError,
+                       match='clip_vit-base-p16_zeroshot-cls_in1k'):
         find_config('clip_vit-giant-p99')
 
 
@@ -94,7 +96,8 @@ def test_mismatched_checkpoint_names_keys_and_fix(tmp_path, tiny_cfg):
                           for k in ('vision_backbone', 'text_encoder')}}
     torch.save({'state_dict': get_model(other).state_dict(), 'meta': meta},
                tmp_path / 'p16.pth')
-    with pytest.raises(ValueError, match=r'backbone\.conv1\.weight: checkpoint '
+    with pytest.raises(ValueError,
+                       match=r'backbone\.conv1\.weight: checkpoint '
                        r'\(64, 3, 16, 16\) vs model \(64, 3, 8, 8\).*'
                        r'vision_backbone\.patch_size: config 8, checkpoint 16'
                        '.*Use the config that matches'):
@@ -115,8 +118,8 @@ def test_unconverted_checkpoint_points_to_converter(tmp_path, tiny_cfg,
         get_model(tiny_cfg, pretrained=str(tmp_path / 'raw.pt'))
 
 
-def test_init_cfg_pretrained_reads_weights_without_executing(tmp_path,
-                                                              tiny_cfg):
+def test_init_cfg_pretrained_reads_weights_without_executing(
+        tmp_path, tiny_cfg):
     """mmengine's own loading path (init_cfg / load_from): outside an mmclip
     run a non-plain file is refused as torch refuses it; in an mmclip run
     its tensors are read, and nothing it names runs either way."""

@@ -14,7 +14,7 @@ from mmengine.config import Config
 import mmclip  # noqa: F401 (registers the index with mmpretrain)
 from mmclip.apis import get_model, list_models, preprocess_images
 from mmclip.model_index import (model_index, original_weights,
-                                     register_mmpretrain_models)
+                                register_mmpretrain_models)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = {
@@ -168,8 +168,8 @@ def test_mmpretrain_get_model_loads_local_weights(tmp_path):
     from mmpretrain import get_model as mmpretrain_get_model
     state = {k: v + 1 for k, v in get_model(DIGITS).state_dict().items()}
     torch.save({'state_dict': state, 'meta': {}}, tmp_path / 'digits.pth')
-    model = mmpretrain_get_model(DIGITS, pretrained=str(tmp_path /
-                                                         'digits.pth'))
+    model = mmpretrain_get_model(DIGITS,
+                                 pretrained=str(tmp_path / 'digits.pth'))
     loaded = model.state_dict()
     assert loaded.keys() == state.keys()
     for key, value in state.items():

@@ -146,6 +146,7 @@ def build_from_meta(
         ``CLIPVisionTransformer`` for image-only checkpoints, in eval mode.
     """
     import mmpretrain.models  # noqa: F401  (CLIPModel's data preprocessor)
+
     from mmclip.models.multimodal.clip_model import CLIPModel
     from mmclip.registry import MODELS
     cfg = meta['model_cfg']

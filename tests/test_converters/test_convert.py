@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from converter_helpers import (build_from_meta, build_mmpretrain, perturb_,
+                               save_openai_torchscript)
 from mmclip.converters import (ActivationWarning, ConversionError,
-                               UnknownLayoutError,
-                               check_model_cfg, convert_checkpoint,
-                               convert_file, save_mmclip_checkpoint)
+                               UnknownLayoutError, check_model_cfg,
+                               convert_checkpoint, convert_file,
+                               save_mmclip_checkpoint)
 from mmclip.converters.arch import default_num_heads
-from converter_helpers import (build_from_meta, build_mmpretrain,
-                                       perturb_, save_openai_torchscript)
 
 open_clip = importlib.import_module('open_clip')
 transformers = importlib.import_module('transformers')

@@ -7,11 +7,10 @@ that library does, converts it with the CLI, loads the result with
 ``torch.load(weights_only=True)`` into the model its meta describes and
 compares embeddings (max abs diff <= 1e-5) and logits (<= 1e-4) on CPU in
 fp32. The file takes about 95 s on 2 CPU cores, 40 s of it ViT-L/14 (1.7 GB
-of weights written twice); ``MMCLIP_FAST_TESTS=1`` skips that one.
+of weights written twice), which is marked slow.
 """
-import importlib
 import copy
-import os
+import importlib
 import shutil
 import sys
 from pathlib import Path
@@ -20,8 +19,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from converter_helpers import (build_from_meta, build_mmpretrain,
-                                       perturb_, save_openai_torchscript)
+from converter_helpers import (build_from_meta, build_mmpretrain, perturb_,
+                               save_openai_torchscript)
 
 open_clip = importlib.import_module('open_clip')
 transformers = importlib.import_module('transformers')
@@ -118,9 +117,7 @@ def test_open_clip_b32_quickgelu(tmp_path, cli_main, inputs, openclip_b32):
            'open_clip ViT-B-32-quickgelu')
 
 
-@pytest.mark.skipif(
-    os.environ.get('MMCLIP_FAST_TESTS') == '1',
-    reason='MMCLIP_FAST_TESTS=1 skips ViT-L/14 (~40 s on CPU)')
+@pytest.mark.slow
 def test_open_clip_l14_quickgelu(tmp_path, cli_main, inputs):
     ref = perturb_(open_clip.create_model('ViT-L-14-quickgelu'), seed=6)
     ref.eval()
@@ -218,6 +215,7 @@ def test_mmpretrain_classifier_b16(tmp_path, cli_main, inputs):
     head must give its logits inside mmpretrain's ImageClassifier."""
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
+
     from mmclip.registry import MODELS
     cfg = Config.fromfile(MMPRETRAIN_CONFIGS /
                           'vit-base-p16_pt-64xb64_in1k.py')

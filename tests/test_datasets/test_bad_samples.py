@@ -1,11 +1,11 @@
 """Bad samples are skipped, counted, named in the log and limited."""
 import pytest
 import torch
-from imgtext_helpers import (broken_files, logger_to, odd_mode_files,
-                             read_log, write_csv, write_image)
 from mmengine.dataset import pseudo_collate
 from torch.utils.data import DataLoader
 
+from imgtext_helpers import (broken_files, logger_to, odd_mode_files, read_log,
+                             write_csv, write_image)
 from mmclip.datasets import (BadSampleTracker, ImageTextDataset,
                              TooManyBadSamplesError, clip_train_pipeline)
 

@@ -1,8 +1,8 @@
 """ClassificationTextDataset: a classification dataset + prompt templates."""
 import numpy as np
 import pytest
-from imgtext_helpers import write_image
 
+from imgtext_helpers import write_image
 from mmclip.datasets import ClassificationTextDataset, clip_train_pipeline
 from mmclip.registry import DATASETS
 

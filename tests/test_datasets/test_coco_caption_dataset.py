@@ -3,8 +3,8 @@ import json
 
 import numpy as np
 import pytest
-from imgtext_helpers import write_image
 
+from imgtext_helpers import write_image
 from mmclip.datasets import (CocoCaptionDataset, clip_test_pipeline,
                              clip_train_pipeline)
 

@@ -4,9 +4,9 @@ import os.path as osp
 
 import pytest
 import torch
+
 from imgtext_helpers import (logger_to, read_log, write_csv, write_image,
                              write_jsonl)
-
 from mmclip.datasets import ImageTextDataset, clip_train_pipeline
 from mmclip.registry import DATASETS
 

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 import torch
-from imgtext_helpers import broken_files, encode, odd_mode_files, rgb_image
 from mmpretrain.structures import DataSample
 from PIL import Image
 
+from imgtext_helpers import broken_files, encode, odd_mode_files, rgb_image
 from mmclip.datasets import (BAD_REASON_KEY, LoadImageRGB, PackImageText,
                              SampleCaption, TokenizeText, build_pipeline,
                              clip_test_pipeline, clip_train_pipeline,

@@ -13,13 +13,12 @@ import pytest
 import torch
 import torch.nn as nn
 import webdataset as wds
-from imgtext_helpers import encode, logger_to, read_log, rgb_image, \
-    write_shard
 from mmengine.dataset import pseudo_collate
 from mmengine.model import BaseModel
 from torch.utils.data import DataLoader
 
 import mmclip.datasets.webdataset as wds_module
+from imgtext_helpers import encode, logger_to, read_log, rgb_image, write_shard
 from mmclip.datasets import (TooManyBadSamplesError, WebDatasetShards,
                              clip_train_pipeline, list_shards)
 

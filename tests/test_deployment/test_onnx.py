@@ -9,14 +9,15 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, load_tool
 from PIL import Image
 from skimage import data as skdata
 
-from mmclip.apis import (OnnxCLIP, get_model, inference_model,
-                         preprocess_images)
+from conftest import REPO_ROOT, load_tool
+from mmclip.apis import OnnxCLIP, get_model, inference_model, preprocess_images
 from mmclip.deployment import META_FILE, export_onnx, read_export_meta
 
+# Exports ViT-B/32 at its real widths (about half a minute in all).
+pytestmark = pytest.mark.slow
 DIGITS_CFG = osp.join(REPO_ROOT, 'configs', 'clip',
                       'clip_vit-tiny-p8_zeroshot-cls_digits-32px.py')
 # The real ViT-B/32 widths; its evaluation pipeline is the ImageNet base's

@@ -6,10 +6,11 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import mmclip.engine  # noqa: F401
-from mmclip.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 from conftest import REPO_ROOT
+from mmclip.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 
-SCHEDULE = f'{REPO_ROOT}/configs/_base_/schedules/clip_pretrain_adamw_cosine.py'
+SCHEDULE = (f'{REPO_ROOT}/configs/_base_/schedules/'
+            'clip_pretrain_adamw_cosine.py')
 
 
 def test_nonfinite_loss_skips_step_and_keeps_weights():

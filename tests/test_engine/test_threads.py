@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from mmclip.engine import threads as threads_module
-from mmclip.engine.hooks import CPUThreadsHook
-from mmclip.engine.hooks import cpu_threads_hook
+from mmclip.engine.hooks import CPUThreadsHook, cpu_threads_hook
 from mmclip.engine.threads import choose_num_threads, configure_threads
 
 

@@ -8,9 +8,8 @@ import pytest
 import torch
 from mmpretrain.structures import DataSample
 
-from mmclip.evaluation import DumpPredictions
-
 from conftest import REPO_ROOT
+from mmclip.evaluation import DumpPredictions
 
 
 def _sample(label, scores, path):

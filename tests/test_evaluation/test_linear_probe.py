@@ -15,13 +15,12 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import mmclip.evaluation
+from conftest import REPO_ROOT, TINY_VISION, load_tool
+from mmclip.datasets.digits import prepare_digits
 from mmclip.evaluation import (LinearProbeInputError, LinearProbeMetric,
                                extract_labelled_features, image_features,
                                linear_probe, load_image_tower)
-from mmclip.datasets.digits import prepare_digits
 from mmclip.registry import METRICS
-
-from conftest import REPO_ROOT, TINY_VISION, load_tool
 
 DIGITS_CONFIGS = osp.join(REPO_ROOT, 'configs', 'clip')
 PRETRAIN = 'clip_vit-tiny-p8_1xb32-24e_digits-32px.py'
@@ -91,8 +90,8 @@ def test_metric_kfold(digits):
              max_iter=200, feature_key='feat'))
     assert isinstance(metric, LinearProbeMetric)
     x, y = x_tr[:600], y_tr[:600]
-    metric.process(None, [dict(feat=torch.from_numpy(f), gt_label=
-                               torch.tensor([int(lab)]))
+    metric.process(None, [dict(feat=torch.from_numpy(f),
+                               gt_label=torch.tensor([int(lab)]))
                           for f, lab in zip(x, y)])
     out = metric.evaluate(len(x))
     assert out['linear_probe/top1'] > 90
@@ -167,6 +166,7 @@ def run_probe(cwd, config, *args):
         cwd=str(cwd), capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_tool_runs_on_the_digits_fine_tune_config(digits_project):
     """As its docstring says: the labelled digits splits of the shipped
     fine-tune config (train.csv's label column), a CLIP checkpoint, from
@@ -183,6 +183,7 @@ def test_tool_runs_on_the_digits_fine_tune_config(digits_project):
     assert f"linear probe top-1: {res['top1']:.2f}%" in proc.stdout
 
 
+@pytest.mark.slow
 def test_unlabelled_split_is_one_error_naming_the_fix(digits_project):
     # The zero-shot config's train split is the captioned pretraining data.
     proc = run_probe(digits_project, ZERO_SHOT, 'clip.pth')

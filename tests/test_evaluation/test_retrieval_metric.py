@@ -100,7 +100,7 @@ def test_metric_process_compute_with_padding_duplicate():
     metric.process(None, samples[3:] + samples[:3])
     metric.process(None, samples[:1])
     out = metric.evaluate(size=n_img + 1)
-    expected = retrieval_metrics(img @ txt.t(), np.repeat(np.arange(n_img),
-                                                           k))
+    expected = retrieval_metrics(img @ txt.t(),
+                                 np.repeat(np.arange(n_img), k))
     assert out == pytest.approx(
         {f'retrieval/{key}': v for key, v in expected.items()})

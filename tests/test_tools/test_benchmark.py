@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 import torch
-from conftest import REPO_ROOT, load_tool
 
+from conftest import REPO_ROOT, load_tool
 from mmclip.benchmarks.flops import count_flops
 from mmclip.benchmarks.peers import (LIBRARIES, build_models, encoders,
                                      make_prompts)

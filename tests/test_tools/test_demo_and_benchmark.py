@@ -1,5 +1,7 @@
 import re
 
+import pytest
+
 from conftest import load_tool
 
 
@@ -17,6 +19,7 @@ def test_demo_scores_the_real_photo_and_says_weights_are_random(capsys):
     assert '[49406, 320, 1125, 539, 320, 2368, 49407, 0]' in out
 
 
+@pytest.mark.slow
 def test_benchmark_tool_runs_all_rows_side_by_side(tmp_path):
     bench = load_tool('benchmarks/benchmark.py')
     out = tmp_path / 'table.md'

@@ -3,12 +3,12 @@
 
 The digits config on 64 training images: 2 processes x 16 images against
 one process x 32 (the same global batches, no random augmentation), two
-epochs of two iterations, with ``--auto-scale-lr``. Each rank must train on its own half of every
-global batch, the mean of the rank losses must equal the one-process loss
-at every iteration (the contrastive head gathers the global batch; DDP
-averages gradients), and both runs must end with the same weights. Then
-the 2-process run's checkpoint is evaluated by 2 processes and must give
-the one-process predictions.
+epochs of two iterations, with ``--auto-scale-lr``. Each rank must train
+on its own half of every global batch, the mean of the rank losses must
+equal the one-process loss at every iteration (the contrastive head gathers
+the global batch; DDP averages gradients), and both runs must end with the
+same weights. Then the 2-process run's checkpoint is evaluated by 2
+processes and must give the one-process predictions.
 """
 import json
 import os
@@ -21,8 +21,10 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from tiny_digits import (TRAIN_CONFIG, digits_train_config,
-                         write_tiny_digits)
+from tiny_digits import TRAIN_CONFIG, digits_train_config, write_tiny_digits
+
+# torchrun-launched training and testing through the shell scripts.
+pytestmark = pytest.mark.slow
 
 TEST_CONFIG = osp.join(REPO_ROOT, 'configs', 'clip',
                        'clip_vit-tiny-p8_zeroshot-cls_digits-32px.py')

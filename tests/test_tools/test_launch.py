@@ -354,7 +354,7 @@ def test_with_cuda_mmengine_starts_the_group(monkeypatch):
                    SLURM_NODELIST='node1'), 'needs CUDA GPUs.*torchrun'),
 ])
 def test_launcher_errors(monkeypatch, launcher, env, match):
-    from mmclip.apis.launch import TORCHRUN_ENV, SLURM_ENV, setup_distributed
+    from mmclip.apis.launch import SLURM_ENV, TORCHRUN_ENV, setup_distributed
     from mmclip.apis.preflight import ConfigError
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     for key in TORCHRUN_ENV + SLURM_ENV:
@@ -483,7 +483,8 @@ def test_data_check_reads_wrapped_remote_and_downloading_datasets(
                  ann_file='missing.csv')]))
     with pytest.raises(MissingFileError, match=r'dataset\.dataset\.shards'):
         check(dict(type='RepeatDataset', times=2, dataset=dict(
-            type='WebDatasetShards', shards=str(tmp_path / 'x' / '{0..9}.tar'))))
+            type='WebDatasetShards',
+            shards=str(tmp_path / 'x' / '{0..9}.tar'))))
 
 
 def test_demo_with_a_missing_checkpoint(tmp_path, capsys):

@@ -10,9 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mmclip.datasets.digits import prepare_digits
-
 from conftest import REPO_ROOT, load_tool
+from mmclip.datasets.digits import prepare_digits
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'clip',
                   'clip_vit-tiny-p8_zeroshot-cls_digits-32px.py')
@@ -58,6 +57,7 @@ def _direct_accuracy(checkpoint, root):
     }, labels
 
 
+@pytest.mark.slow
 def test_test_tool_digits(tmp_path, digits, checkpoint, capsys):
     tool = load_tool('test.py')
     out = str(tmp_path / 'preds.json')

@@ -16,9 +16,9 @@ from mmengine.config import Config
 from PIL import Image
 
 from conftest import REPO_ROOT, load_tool
-from mmclip.apis.wise_ft import (CheckpointMismatchError,
-                                 interpolate_weights, load_wise_ft_endpoint,
-                                 wise_ft, zero_shot_classifier_weights)
+from mmclip.apis.wise_ft import (CheckpointMismatchError, interpolate_weights,
+                                 load_wise_ft_endpoint, wise_ft,
+                                 zero_shot_classifier_weights)
 from mmclip.datasets.digits import CLASSNAMES
 
 DIGITS_FT = osp.join(REPO_ROOT, 'configs', 'clip',
@@ -137,6 +137,7 @@ def test_errors_name_the_parameters_and_the_fix(setup, tmp_path):
     assert not osp.exists(tmp_path / 'out.pth')
 
 
+@pytest.mark.slow
 def test_command_line_sweep_in_a_fresh_folder(setup, tmp_path):
     cmd = [
         sys.executable,

@@ -7,7 +7,6 @@ import os
 import os.path as osp
 
 from conftest import REPO_ROOT
-
 from mmclip.datasets.digits import (CLASSNAMES, TRAIN_TEMPLATES, digit_image,
                                     train_caption)
 

@@ -9,7 +9,7 @@ generating C++ kernels, which takes minutes on this CPU. With ``inductor``
 the same run gave the same losses (to 1e-6).
 """
 import numpy as np
-import torch
+import pytest
 from mmengine.runner import Runner
 
 import mmclip.engine  # noqa: F401
@@ -22,6 +22,7 @@ def train_losses(work_dir, **compile_cfg):
     return runner.message_hub.get_scalar('train/loss').data[0]
 
 
+@pytest.mark.slow
 def test_compiled_training_matches_eager(tmp_path):
     import torch._dynamo
     torch._dynamo.reset()

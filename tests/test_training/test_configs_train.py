@@ -48,8 +48,15 @@ def test_the_expected_training_configs_exist():
             'clip_vit-tiny-p8_1xb32-24e_digits-32px.py'} <= names
 
 
+def _param(path):
+    # The real ViT-B widths take 10-50 s each on 2 CPU cores, the tiny
+    # digits configs a second or two.
+    slow = '_vit-tiny' not in osp.basename(path)
+    return pytest.param(path, marks=pytest.mark.slow if slow else ())
+
+
 @pytest.mark.parametrize('path', [
-    p for p in TRAIN_CONFIGS if 'strategy' not in Config.fromfile(p)
+    _param(p) for p in TRAIN_CONFIGS if 'strategy' not in Config.fromfile(p)
 ], ids=osp.basename)
 def test_config_trains_two_iterations(path, tmp_path, tiny_captions):
     from mmclip.apis import train

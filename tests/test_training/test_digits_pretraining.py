@@ -14,6 +14,9 @@ import pytest
 from conftest import REPO_ROOT, load_tool
 from mmclip.datasets.digits import prepare_digits
 
+# Minutes: pretrains the digits CLIP and fine-tunes it through the tools.
+pytestmark = pytest.mark.slow
+
 CONFIG = osp.join(REPO_ROOT, 'configs', 'clip',
                   'clip_vit-tiny-p8_1xb32-24e_digits-32px.py')
 HERE = osp.dirname(osp.abspath(__file__))
@@ -141,6 +144,7 @@ def test_digits_zero_shot_top1_at_least_85(tmp_path, digits_root,
     """The full tiny config, from scratch: >= 85 % zero-shot top-1 on the
     held-out digits, with prompts that never occur in training captions."""
     from PIL import Image
+
     from mmclip.datasets.digits import (CLASSNAMES, TRAIN_TEMPLATES,
                                         ZERO_SHOT_TEMPLATES, train_caption)
     train_captions = {train_caption(d, t) for d in range(10)
@@ -204,8 +208,8 @@ def test_digits_zero_shot_top1_at_least_85(tmp_path, digits_root,
     out = capsys.readouterr().out
     assert f'checkpoint: {ckpt} (loaded)' in out
     assert 'random weights' not in out
-    assert sum(f'{n}.jpg' in out for n in ('astronaut', 'chelsea', 'coffee',
-                                            'rocket')) == 4
+    assert sum(f'{n}.jpg' in out
+               for n in ('astronaut', 'chelsea', 'coffee', 'rocket')) == 4
 
 
 def test_digits_fine_tune_beats_zero_shot(pretrained_digits, capsys):

@@ -13,6 +13,9 @@ import pytest
 
 from conftest import REPO_ROOT
 
+# The user's whole loop through the command-line tools (over a minute).
+pytestmark = pytest.mark.slow
+
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'clip')
 PRETRAIN = osp.join(CONFIGS, 'clip_vit-tiny-p8_1xb32-24e_digits-32px.py')
 ZERO_SHOT = osp.join(CONFIGS, 'clip_vit-tiny-p8_zeroshot-cls_digits-32px.py')

@@ -66,7 +66,8 @@ def test_plain_checkpoint_and_safetensors_load(tmp_path):
     assert ckpt['meta'] == {'a': 1}
     assert unsafe_globals(str(tmp_path / 'ok.pth')) == []
     save_file({'w': torch.arange(3.)}, str(tmp_path / 'ok.safetensors'))
-    assert load_checkpoint_file(str(tmp_path / 'ok.safetensors'))['w'].sum() == 3
+    loaded = load_checkpoint_file(str(tmp_path / 'ok.safetensors'))
+    assert loaded['w'].sum() == 3
 
 
 def test_missing_file_and_torchscript_have_clear_errors(tmp_path):

@@ -80,6 +80,7 @@ def measure_encoders(models: dict, args, sync, peak) -> dict:
 def measure_tokenizer(args) -> dict:
     """Captions/s of mmclip's and open_clip's BPE tokenizers (same ids)."""
     import open_clip
+
     from mmclip.benchmarks.data import make_benchmark_captions
     from mmclip.models.tokenizers import CLIPBPETokenizer
     captions = make_benchmark_captions(args.captions, seed=0)
@@ -96,6 +97,7 @@ def measure_classifier_build(models: dict, args, sync) -> dict:
     """Classes/s building a zero-shot classifier, mmclip vs open_clip, the
     same number of prompts per text-tower call."""
     import open_clip
+
     from mmclip.datasets.zero_shot_data import (OPENAI_IMAGENET_TEMPLATES,
                                                 resolve_classnames)
     from mmclip.models.utils import build_zero_shot_classifier
@@ -244,7 +246,8 @@ def parse_args(argv=None):
     p.add_argument('--libraries', default=','.join(LIBRARIES),
                    help='comma-separated subset of the libraries (mmclip '
                    'always runs)')
-    p.add_argument('--grad-ckpt', default='both', choices=['off', 'on', 'both'],
+    p.add_argument('--grad-ckpt', default='both',
+                   choices=['off', 'on', 'both'],
                    help='train rows without / with gradient checkpointing')
     p.add_argument('--patch-dropout', type=float, default=0.,
                    help='also a train row dropping this share of patch '

@@ -145,6 +145,7 @@ def build_config(name: str, args, work_dir: str,
     iterations and learning rate, no checkpoints or validation), starting
     from the weights in ``init_weights`` when given."""
     from mmengine.config import Config
+
     from mmclip.apis import find_config
     cfg = Config.fromfile(find_config(CONFIGS[name]))
     img_size = 32 if args.tiny else cfg.model.vision_backbone.get(
@@ -200,6 +201,7 @@ def save_initial_weights(args, path: str) -> str:
     runs start from the same tensors whatever order each runner draws its
     random numbers in."""
     from mmengine.registry import init_default_scope
+
     from mmclip.registry import MODELS
     init_default_scope('mmclip')
     torch.manual_seed(0)
@@ -214,6 +216,7 @@ def run_config(name: str, args, work_dir: str,
     samples/s and peak GiB."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
     import mmclip.engine  # noqa: F401 (hooks, optim wrappers)
     cfg = build_config(name, args, work_dir, init_weights)
     timer = IterationTimer(warmup=min(5, args.iters - 1))

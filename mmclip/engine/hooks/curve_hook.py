@@ -44,7 +44,8 @@ class TrainingCurveHook(Hook):
         import matplotlib
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(1, len(series), figsize=(5 * len(series), 3.6))
+        fig, axes = plt.subplots(
+            1, len(series), figsize=(5 * len(series), 3.6))
         axes = [axes] if len(series) == 1 else list(axes)
         for ax, (key, values) in zip(axes, series.items()):
             ax.plot(range(1, len(values) + 1), values)

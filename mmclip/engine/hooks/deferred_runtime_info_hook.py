@@ -23,8 +23,8 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
     every ``max_pending`` iterations. The message hub then holds the same
     values, in the same order, as with mmengine's hook.
 
-    Replace mmengine's hook in a config with
-    ``default_hooks = dict(runtime_info=dict(type='DeferredRuntimeInfoHook'))``.
+    Replace mmengine's hook in a config with ``default_hooks =
+    dict(runtime_info=dict(type='DeferredRuntimeInfoHook'))``.
 
     Args:
         max_pending (int): Iterations kept at most before a transfer.

@@ -22,7 +22,9 @@ class LogitScaleClampHook(Hook):
     """
     priority = 'ABOVE_NORMAL'
 
-    def __init__(self, min_value: float = 0., max_value: float = math.log(100)):
+    def __init__(self,
+                 min_value: float = 0.,
+                 max_value: float = math.log(100)):
         self.min_value = min_value
         self.max_value = max_value
 

@@ -135,7 +135,8 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
                 "out_indices=-1, or use out_type 'pooled', 'cls_token', "
                 f"'raw' or 'featmap' for out_indices={out_indices!r}.")
         if not 0 <= patch_dropout < 1:
-            raise ValueError(f'patch_dropout={patch_dropout} must be in [0, 1).')
+            raise ValueError(
+                f'patch_dropout={patch_dropout} must be in [0, 1).')
         if out_channels is None:
             out_channels = self.arch_settings.get('proj_dims', width)
         self.embed_dims = width

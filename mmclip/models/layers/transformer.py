@@ -5,10 +5,10 @@ full attention, the text tower with a causal mask. Attention always goes
 through :func:`torch.nn.functional.scaled_dot_product_attention`, which picks
 the flash / memory-efficient kernels on GPU and a fused kernel on CPU.
 
-Parameter names follow OpenAI's CLIP release (``ln_1``, ``attn.in_proj_weight``,
-``attn.out_proj``, ``ln_2``, ``mlp.c_fc``, ``mlp.c_proj``, ``resblocks.N``), the
-names open_clip also uses, so released weights load by renaming the tower
-prefix only.
+Parameter names follow OpenAI's CLIP release (``ln_1``,
+``attn.in_proj_weight``, ``attn.out_proj``, ``ln_2``, ``mlp.c_fc``,
+``mlp.c_proj``, ``resblocks.N``), the names open_clip also uses, so released
+weights load by renaming the tower prefix only.
 
 References:
     - Radford et al., "Learning Transferable Visual Models From Natural

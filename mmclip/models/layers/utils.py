@@ -3,7 +3,8 @@ import torch.nn as nn
 
 
 def freeze(*modules):
-    """Stop gradients of ``modules`` (parameters or modules) and set them to eval.
+    """Stop gradients of ``modules`` (parameters or modules) and set them to
+    eval.
 
     Args:
         *modules (nn.Module | nn.Parameter | None): What to freeze; ``None``

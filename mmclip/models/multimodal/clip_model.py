@@ -65,7 +65,8 @@ class CLIPModel(BaseModel):
     def __init__(self,
                  vision_backbone: Union[dict, nn.Module],
                  text_encoder: Union[dict, nn.Module],
-                 tokenizer: Union[dict, object] = dict(type='CLIPBPETokenizer'),
+                 tokenizer: Union[dict, object] = dict(
+                     type='CLIPBPETokenizer'),
                  logit_scale_init: float = math.log(1 / 0.07),
                  nonscalar_logit_scale: bool = False,
                  head: Optional[dict] = None,

@@ -16,7 +16,8 @@ class CLIPTextTransformer(TowerMixin, BaseModule):
     """CLIP text encoder.
 
     token embedding + position embedding -> causal pre-norm blocks ->
-    ``ln_final`` -> the feature at the end-of-text token -> ``text_projection``.
+    ``ln_final`` -> the feature at the end-of-text token ->
+    ``text_projection``.
     Parameter names are OpenAI's (``token_embedding``,
     ``positional_embedding``, ``transformer.resblocks.N``, ``ln_final``,
     ``text_projection``).

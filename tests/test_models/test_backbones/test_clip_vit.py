@@ -4,7 +4,6 @@ import re
 import pytest
 import torch
 import torch.nn as nn
-
 from mmpretrain.models.utils import QuickGELU
 
 from mmclip.models import CLIPVisionTransformer

@@ -33,6 +33,8 @@ import torch.nn.functional as F
 
 from mmclip.models.heads import CLIPContrastiveHead, SigLIPHead
 
+# Spawns process groups of 4 and 2 ranks once for the module (~20 s).
+pytestmark = pytest.mark.slow
 GLOBAL_BATCH = 8
 TOL = 1e-6
 TIMEOUT_S = 120  # whole spawn; each collective also times out (gloo)

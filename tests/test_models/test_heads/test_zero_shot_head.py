@@ -56,6 +56,7 @@ def test_template_and_classname_sets(tmp_path):
 def test_parity_with_open_clip(tmp_path):
     """Same weights -> the same (D, C) classifier as open_clip's."""
     import open_clip
+
     from mmclip.converters import ActivationWarning, convert_checkpoint
     torch.manual_seed(0)
     oc = open_clip.CLIP(

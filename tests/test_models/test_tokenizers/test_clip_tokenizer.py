@@ -1,6 +1,6 @@
 """CLIPBPETokenizer must give exactly open_clip's ids, on both code paths."""
-import importlib
 import html
+import importlib
 import random
 
 import ftfy
