@@ -81,24 +81,20 @@ def load_tool(relpath: str):
 
 
 @pytest.fixture
-def mm_log():
-    """Messages logged through mmengine's current MMLogger during a test
-    (MMLogger does not propagate to pytest's caplog)."""
-    import logging
-
+def mm_log(monkeypatch):
+    """Messages logged through any of mmengine's MMLoggers during a test,
+    those a tool or runner creates on the way included (MMLogger does not
+    propagate to pytest's caplog)."""
     from mmengine.logging import MMLogger
     messages = []
+    call_handlers = MMLogger.callHandlers
 
-    class Collect(logging.Handler):
+    def collect(self, record):
+        messages.append(record.getMessage())
+        call_handlers(self, record)
 
-        def emit(self, record):
-            messages.append(record.getMessage())
-
-    logger = MMLogger.get_current_instance()
-    handler = Collect(level=logging.DEBUG)
-    logger.addHandler(handler)
+    monkeypatch.setattr(MMLogger, 'callHandlers', collect)
     yield messages
-    logger.removeHandler(handler)
 
 
 class RandomImageTextPairs(torch.utils.data.Dataset):

@@ -4,8 +4,8 @@ Every tool starts with PyTorch's CPU threads fitted to the machine
 (:func:`mmclip.engine.threads.configure_threads`: the cores that other
 processes leave free, at most ``OMP_NUM_THREADS``); ``tools/train.py`` and
 ``tools/test.py`` also take ``--threads N`` and ``--log-level`` (see
-:func:`runtime_options`).
-
+:func:`runtime_options`); messages below warnings stay off the console
+until a runner logs with its config's console level.
 
 Each tool builds its own parser and has a ``run(args)`` that tests can call;
 its ``main()`` is::
@@ -22,6 +22,9 @@ import argparse
 import sys
 from typing import Callable, Tuple, Type
 
+from mmengine.logging import MMLogger
+
+from mmclip.engine.runner import DEFAULT_CONSOLE_LEVEL
 from mmclip.engine.threads import configure_threads
 from .preflight import USER_ERRORS
 
@@ -50,6 +53,11 @@ def run_tool(run: Callable[[argparse.Namespace], object],
         int: The exit status: 0 done, 1 refused (the message is on stderr).
     """
     configure_threads('auto')
+    # mmengine's default logger prints INFO; until a runner makes its own
+    # (with the config's console level), the tool's messages are warnings.
+    MMLogger.get_instance(f'mmclip-tool-{id(args)}',
+                          log_level=getattr(args, 'log_level', None)
+                          or DEFAULT_CONSOLE_LEVEL)
     try:
         run(args)
     except USER_ERRORS + tuple(user_errors) as err:

@@ -65,7 +65,7 @@ def test_hook_follows_the_load(monkeypatch, mm_log):
     load[0] = 0.2
     hook.after_test_iter(runner, 0)
     assert torch.get_num_threads() == 2  # and left
-    assert sum('PyTorch threads' in m for m in mm_log) == 2
+    assert sum('PyTorch threads instead of' in m for m in mm_log) == 2
 
 
 def test_fixed_threads_are_kept(monkeypatch):
