@@ -1,7 +1,7 @@
 """mmclip end to end on bundled real data (``make demo``).
 
     python tools/demo.py [--model clip_vit-base-p32] [--checkpoint PATH]
-                         [--skip-digits] [--skip-fine-tune]
+                         [--skip-digits] [--skip-fine-tune] [--threads N]
                          [--work-dir work_dirs/digits_demo]
 
 1. Zero-shot scores scikit-image's photo of a cat with CLIP ViT-B/32 against
@@ -55,6 +55,10 @@ def parse_args(argv=None):
                         'weights with '
                         'tools/model_converters/clip_to_mmclip.py)')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--threads', default='auto',
+                        help="PyTorch CPU threads of the training runs: a "
+                        "number for the same table on every run of one "
+                        "machine, or 'auto' (default): fitted to the load")
     parser.add_argument('--skip-digits', action='store_true',
                         help='only run the photo part')
     parser.add_argument('--skip-fine-tune', action='store_true',
@@ -76,7 +80,8 @@ def pretrain_digits(args) -> dict:
     prepare_digits(args.data_root)
     cfg = prepare_train_config(
         args.digits_config, work_dir=args.work_dir,
-        cfg_options={'train_dataloader.dataset.data_root': args.data_root})
+        cfg_options={'train_dataloader.dataset.data_root': args.data_root,
+                     'cpu_threads': args.threads})
     model = train(cfg).model.eval()
     model.cfg = cfg  # evaluation preprocessing comes from the config
     with open(osp.join(args.data_root, 'val.csv')) as f:
@@ -141,7 +146,8 @@ def fine_tune_digits(args, clip_checkpoint: str) -> dict:
     from mmclip.apis.wise_ft import evaluate_wise_ft
 
     # The zero-shot head of 10 classes x 3 prompts needs no disk cache.
-    options = {'model.init_cfg.checkpoint': clip_checkpoint,
+    options = {'cpu_threads': args.threads,
+               'model.init_cfg.checkpoint': clip_checkpoint,
                'model.init_cfg.cache_dir': None,
                **digits_data_options(args.data_root)}
     work_dir = osp.join(args.work_dir, 'fine_tune')
