@@ -5,7 +5,7 @@ linear probe's image tower all load through :func:`load_pretrained`.
 """
 import inspect
 import os.path as osp
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch.nn as nn
 from mmengine.logging import MMLogger
@@ -94,7 +94,8 @@ def load_pretrained(model: nn.Module,
                 'weights with tools/model_converters/clip_to_mmclip.py.')
     own = model.state_dict()
     if strict and not prefix:
-        check_checkpoint_parts(own, state_dict, checkpoint)
+        check_checkpoint_parts(own, state_dict, checkpoint,
+                               other_kind_only=True)
     resized = _resized_on_load(model)
     shape_errors = [
         f'{prefix}{k}: checkpoint {tuple(v.shape)} vs model '
@@ -238,9 +239,40 @@ def describe_checkpoint(keys: Iterable[str]) -> str:
             'or head.* weights)')
 
 
+def _absent_parts(model_keys: Iterable[str],
+                  checkpoint_keys: Iterable[str]) -> Tuple[list, set]:
+    """The model's parts (submodules: ``text_encoder``, ``head``, ...) the
+    checkpoint has no weight of, and the checkpoint's parts. A lone
+    parameter such as ``logit_scale`` is left to the key-by-key check."""
+    wanted = {k.split('.')[0] for k in model_keys if '.' in k}
+    present = {k.split('.')[0] for k in checkpoint_keys}
+    return sorted(wanted - present), present
+
+
+def _other_kind_fix(absent: list, present: set,
+                    checkpoint: str) -> Optional[str]:
+    """What to do with a CLIP checkpoint given for a classifier, or a
+    classifier checkpoint given for a CLIP; None for other mismatches."""
+    if 'head' in absent and 'text_encoder' in present:
+        return ('A CLIP checkpoint has no classifier: evaluate it with a '
+                'zero-shot config (configs/clip/*_zeroshot-cls_*.py), or '
+                'fine-tune a classifier from it (configs/clip/*_ft-*.py '
+                'start their head from it).')
+    if 'text_encoder' in absent and 'head' in present:
+        config = osp.splitext(checkpoint)[0] + '.py'
+        own = (f'{config}, written with it by clip_to_mmclip.py'
+               if osp.isfile(config) else 'the one clip_to_mmclip.py '
+               'writes beside a converted transformers classifier, or the '
+               'fine-tune config that trained it')
+        return (f'Use it with its classifier config ({own}), or give a CLIP '
+                'checkpoint.')
+    return None
+
+
 def check_checkpoint_parts(model_keys: Iterable[str],
                            checkpoint_keys: Iterable[str],
-                           checkpoint: str) -> None:
+                           checkpoint: str,
+                           other_kind_only: bool = False) -> None:
     """Refuse a checkpoint without a single weight of a part of the model
     (its text tower, its classifier head, ...), which would otherwise run
     with that part's random initial weights: a CLIP checkpoint given with a
@@ -250,38 +282,25 @@ def check_checkpoint_parts(model_keys: Iterable[str],
         model_keys (Iterable[str]): The model's state-dict keys.
         checkpoint_keys (Iterable[str]): The checkpoint's.
         checkpoint (str): The checkpoint file, for the message.
+        other_kind_only (bool): Refuse only those two cases, leaving other
+            missing parts to the caller's own message. Defaults to False.
 
     Raises:
         CheckpointMismatchError: Naming what the checkpoint is, the parts
             it lacks and the fix.
     """
     checkpoint_keys = list(checkpoint_keys)
-    # parts are submodules (``text_encoder.*``); a lone parameter such as
-    # logit_scale is left to the key-by-key check
-    wanted = {k.split('.')[0] for k in model_keys if '.' in k}
-    present = {k.split('.')[0] for k in checkpoint_keys}
-    absent = sorted(wanted - present)
+    absent, present = _absent_parts(model_keys, checkpoint_keys)
     if not absent:
         return
-    if 'head' in absent and 'text_encoder' in present:
-        fix = ('A CLIP checkpoint has no classifier: evaluate it with a '
-               'zero-shot config (configs/clip/*_zeroshot-cls_*.py), or '
-               'fine-tune a classifier from it (configs/clip/*_ft-*.py '
-               'start their head from it).')
-    elif 'text_encoder' in absent and 'head' in present:
-        config = osp.splitext(checkpoint)[0] + '.py'
-        own = (f'{config}, written with it by clip_to_mmclip.py'
-               if osp.isfile(config) else 'the one clip_to_mmclip.py '
-               'writes beside a converted transformers classifier, or the '
-               'fine-tune config that trained it')
-        fix = (f'Use it with its classifier config ({own}), or give a CLIP '
-               'checkpoint.')
-    else:
-        fix = 'Use the config that matches the checkpoint.'
+    fix = _other_kind_fix(absent, present, checkpoint)
+    if fix is None and other_kind_only:
+        return
     raise CheckpointMismatchError(
         f'{checkpoint!r} is {describe_checkpoint(checkpoint_keys)}: it has '
         'no weights for the ' + ', '.join(f'{p}.*' for p in absent) +
-        f' of the model the config builds. {fix}')
+        ' of the model the config builds. ' +
+        (fix or 'Use the config that matches the checkpoint.'))
 
 
 def checkpoint_fits_model(model: nn.Module, checkpoint: str) -> None:
