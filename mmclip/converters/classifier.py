@@ -29,6 +29,9 @@ CLIP_PROCESSOR_DEFAULTS = dict(
     do_normalize=True,
     image_mean=list(CLIP_MEAN),
     image_std=list(CLIP_STD))
+_WITHOUT_PROCESSOR = (
+    'Move the file away to convert with OpenAI\'s preprocessing, then edit '
+    'the test pipeline of the config written beside the checkpoint.')
 
 
 def hf_classes(hf_config: Optional[dict]) -> Optional[List[str]]:
@@ -59,7 +62,7 @@ def _side_pair(value, name: str) -> List[int]:
         return [int(value['height']), int(value['width'])]
     raise ConversionError(
         f'preprocessor_config.json: {name}={value!r} is not a size mmclip '
-        'can reproduce (an int or {"height", "width"}).')
+        'can reproduce (an int or {"height", "width"}). ' + _WITHOUT_PROCESSOR)
 
 
 def hf_preprocess(processor: Optional[dict], img_size: int) -> dict:
@@ -90,7 +93,8 @@ def hf_preprocess(processor: Optional[dict], img_size: int) -> dict:
     if resample is None:
         raise ConversionError(
             f'preprocessor_config.json: resample={cfg["resample"]!r} has no '
-            f'mmclip equivalent (supported: {PIL_RESAMPLE}).')
+            f'mmclip equivalent (supported: {PIL_RESAMPLE}). ' +
+            _WITHOUT_PROCESSOR)
     # (x * rescale - mean) / std == (x - mean / rescale) / (std / rescale)
     rescale = cfg['rescale_factor'] if cfg['do_rescale'] else 1.
     mean = cfg['image_mean'] if cfg['do_normalize'] else [0.] * 3
@@ -139,18 +143,21 @@ def hf_image_processor(cfg) -> Optional[dict]:
 
     Returns:
         dict | None: The content of a ``preprocessor_config.json``; None
-        when the config does something the image processor cannot (other
-        transforms than a resize and a centre crop, BGR normalisation).
+        when the config has no test pipeline or does something the image
+        processor cannot (other transforms than a resize and a centre crop,
+        BGR normalisation).
     """
     from mmclip.datasets.pipelines import config_test_pipeline
     norm = cfg.model.get('data_preprocessor') or {}
+    pipeline = config_test_pipeline(cfg)
+    if not (pipeline and norm.get('mean') and norm.get('std')
+            and norm.get('to_rgb')):
+        return None
     steps = [
-        dict(step) for step in config_test_pipeline(cfg) or []
+        dict(step) for step in pipeline
         if step.get('type') not in ('LoadImageFromFile', 'LoadImageRGB',
                                     'PackInputs')
     ]
-    if not (norm.get('mean') and norm.get('std') and norm.get('to_rgb')):
-        return None
     processor = dict(
         image_processor_type='CLIPImageProcessor',
         do_convert_rgb=True,

@@ -142,7 +142,7 @@ def test_tiny_both_ways(tmp_path, convert_main, export_main):
 
 @pytest.mark.slow
 def test_b32_both_ways(tmp_path, convert_main, export_main):
-    """ViT-B/32 size: about 30 s here (three 350 MB files)."""
+    """ViT-B/32 size: about 15 s here (three 350 MB files written)."""
     hf = hf_classifier(B32, seed=1)
     try:
         model, back, info = round_trip(tmp_path, hf, convert_main,
@@ -285,11 +285,16 @@ def test_unsupported_preprocessing():
 
     from mmclip.converters import ConversionError, hf_image_processor
     from mmclip.converters.classifier import hf_preprocess
-    with pytest.raises(ConversionError, match='resample=5'):
+    with pytest.raises(ConversionError,
+                       match="resample=5 .*Move the file away to convert "
+                       "with OpenAI's preprocessing"):
         hf_preprocess(dict(resample=5), 224)
-    # a random crop has no image processor equivalent: no processor file
+    # a random crop has no image processor equivalent, and a config without
+    # a test pipeline says nothing: no processor file
     cfg = Config(dict(
         model=dict(data_preprocessor=dict(mean=[0] * 3, std=[1] * 3,
                                           to_rgb=True)),
         test_pipeline=[dict(type='RandomResizedCrop', scale=224)]))
+    assert hf_image_processor(cfg) is None
+    cfg.pop('test_pipeline')
     assert hf_image_processor(cfg) is None
