@@ -147,13 +147,21 @@ def get_model(model: Union[str, Config],
 def _dataset_meta(cfg: Config, meta: dict) -> dict:
     """Class names etc. as mmpretrain's get_model finds them: the
     checkpoint's ``dataset_meta`` (``CLASSES`` of mmcls 0.x), else the
-    ``METAINFO`` of the test dataset's class."""
-    if 'dataset_meta' in meta:
-        return dict(meta['dataset_meta'])
+    ``classes`` list of the config's test dataset (a converted classifier's
+    config names them), else the ``METAINFO`` of the test dataset's
+    class."""
+    found = dict(meta.get('dataset_meta') or {})
     if 'CLASSES' in meta:
-        return {'classes': meta['CLASSES']}
-    dataset_type = cfg.get('test_dataloader', {}).get('dataset', {}).get(
-        'type')
+        found.setdefault('classes', meta['CLASSES'])
+    if found.get('classes'):
+        return found
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    if isinstance(dataset.get('classes'), (list, tuple)):
+        # e.g. a fine-tuning run whose training set named no classes
+        return dict(found, classes=list(dataset['classes']))
+    if 'dataset_meta' in meta or 'CLASSES' in meta:
+        return found
+    dataset_type = dataset.get('type')
     if isinstance(dataset_type, str):
         from mmclip.registry import DATASETS
         dataset_type = DATASETS.get(dataset_type)

@@ -2,7 +2,7 @@
 one line that names the fix instead of a traceback minutes later.
 
 The errors raised here, :class:`~mmclip.errors.ConfigError` and
-:class:`~mmclip.errors.MissingFileError`, and the two others mmclip raises
+:class:`~mmclip.errors.MissingFileError`, and the others mmclip raises
 on purpose for bad input (:data:`USER_ERRORS`) are what the tools print as
 one ``error: ...`` line with exit status 1 (:func:`mmclip.apis.cli.run_tool`);
 any other exception keeps its traceback (it is a bug).
@@ -19,6 +19,7 @@ from mmengine.config import Config
 
 from mmclip.datasets.bad_samples import TooManyBadSamplesError
 from mmclip.errors import ConfigError, MissingFileError
+from mmclip.models.pretrained import CheckpointMismatchError
 from mmclip.utils.checkpoint import UnsafeCheckpointError
 
 __all__ = [
@@ -36,7 +37,7 @@ _REMOTE = re.compile(r'^[A-Za-z][\w+.-]+:')
 #: Exceptions whose message is meant for the user (it names the input and
 #: the fix); the tools print them without a traceback.
 USER_ERRORS = (ConfigError, MissingFileError, UnsafeCheckpointError,
-               TooManyBadSamplesError)
+               TooManyBadSamplesError, CheckpointMismatchError)
 
 
 def _missing(path: str) -> str:

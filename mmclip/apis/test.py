@@ -100,19 +100,29 @@ def test(cfg: Config, show_dir: Optional[str] = None,
         MissingFileError: The test data, or a file the model reads, is
             missing.
         ConfigError: The launcher cannot run here.
+        CheckpointMismatchError: The checkpoint has no weights for a part
+            of the model (e.g. a CLIP checkpoint with a classifier config).
     """
     from mmengine.dist import is_main_process
+    from mmengine.model import is_model_wrapper
 
     import mmclip.datasets  # noqa: F401 (registers the datasets)
     import mmclip.models  # noqa: F401 (registers the heads)
     from mmclip.engine import build_runner
     from mmclip.engine.hooks import ShowPredictionsHook
+    from mmclip.models.pretrained import checkpoint_fits_model
     from mmclip.utils.checkpoint import mmclip_checkpoint_loading
     check_data_files(cfg, ['test_dataloader'])
     check_model_files(cfg, init_weights=False)
     setup_distributed(cfg)
     with mmclip_checkpoint_loading():
         runner = build_runner(cfg)
+        if cfg.load_from and osp.isfile(osp.expanduser(cfg.load_from)):
+            # The runner loads non-strictly: a CLIP checkpoint in a
+            # classifier config would be evaluated with a random head.
+            model = runner.model.module if is_model_wrapper(
+                runner.model) else runner.model
+            checkpoint_fits_model(model, osp.expanduser(cfg.load_from))
         if show_dir:
             runner.register_hook(ShowPredictionsHook(show_dir, max_show))
         metrics = runner.test()

@@ -31,8 +31,7 @@ _BLOCK_KEYS = ('ln_1.weight', 'ln_1.bias', 'attn.in_proj_weight',
                'mlp.c_fc.weight', 'mlp.c_fc.bias', 'mlp.c_proj.weight',
                'mlp.c_proj.bias')
 _VISION_KEYS = ('class_embedding', 'positional_embedding', 'conv1.weight',
-                'ln_pre.weight', 'ln_pre.bias', 'ln_post.weight',
-                'ln_post.bias')
+                'ln_pre.weight', 'ln_pre.bias')
 _TEXT_KEYS = ('token_embedding.weight', 'positional_embedding',
               'ln_final.weight', 'ln_final.bias', 'text_projection')
 
@@ -110,9 +109,13 @@ def infer_vision_arch(sd: Dict[str, torch.Tensor],
     Returns:
         dict: ``embed_dims``, ``num_layers``, ``num_heads``,
         ``num_heads_source``, ``mlp_ratio``, ``patch_size``, ``img_size``,
-        ``grid_size``, ``out_channels`` (0: no projection), plain types.
+        ``grid_size``, ``out_channels`` (0: no projection), ``final_norm``
+        (whether there is an ``ln_post``), plain types.
     """
     _require(sd, prefix, _VISION_KEYS)
+    final_norm = prefix + 'ln_post.weight' in sd
+    if final_norm:
+        _require(sd, prefix, ('ln_post.bias', ))
     width, in_chans, ph, pw = sd[prefix + 'conv1.weight'].shape
     if ph != pw or in_chans != 3:
         raise ConversionError(
@@ -132,7 +135,8 @@ def infer_vision_arch(sd: Dict[str, torch.Tensor],
         patch_size=int(ph),
         img_size=int(grid * ph),
         grid_size=int(grid),
-        out_channels=0 if proj is None else int(proj.shape[1]))
+        out_channels=0 if proj is None else int(proj.shape[1]),
+        final_norm=final_norm)
 
 
 def infer_text_arch(sd: Dict[str, torch.Tensor],
@@ -190,7 +194,8 @@ def build_model_cfg(vision: dict,
                     vision_act: str,
                     text_act: str,
                     eot_token_id: Optional[int] = None,
-                    layer_norm_eps: Optional[dict] = None) -> dict:
+                    layer_norm_eps: Optional[dict] = None,
+                    pool_type: str = 'cls_token') -> dict:
     """The tower configs of ``CLIPModel`` for an inferred architecture.
 
     Args:
@@ -202,6 +207,9 @@ def build_model_cfg(vision: dict,
         layer_norm_eps (dict, optional): ``{'vision': eps, 'text': eps}`` of
             the source model; set on a tower only when it differs from
             mmclip's default 1e-5.
+        pool_type (str): How the image tower pools its tokens,
+            ``'cls_token'`` (CLIP) or ``'avg'`` (transformers'
+            ``CLIPForImageClassification``). Defaults to ``'cls_token'``.
 
     Returns:
         dict: ``vision_backbone`` and ``text_encoder`` (None without a text
@@ -214,7 +222,9 @@ def build_model_cfg(vision: dict,
         patch_size=vision['patch_size'],
         out_channels=vision['out_channels'],
         act_cfg=dict(type=vision_act),
-        pool_type='cls_token')
+        pool_type=pool_type)
+    if not vision.get('final_norm', True):
+        vision_cfg['final_norm'] = False
     eps = layer_norm_eps or {}
     if eps.get('vision', 1e-5) != 1e-5:
         vision_cfg['layer_norm_eps'] = eps['vision']

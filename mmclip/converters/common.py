@@ -7,8 +7,13 @@ the source keys no rule understood, so a converter can refuse a checkpoint
 with parameters it would otherwise silently drop (layer scale, attention
 pooling, ...), instead of producing a model that is quietly wrong.
 """
+import os
+import os.path as osp
 import re
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
+import uuid
+from contextlib import contextmanager
+from typing import (Callable, Dict, Iterable, Iterator, List, NamedTuple,
+                    Optional, Tuple)
 
 import torch
 
@@ -77,6 +82,53 @@ def squeeze_leading(t: torch.Tensor) -> torch.Tensor:
     while t.ndim > 1 and t.shape[0] == 1:
         t = t[0]
     return t
+
+
+# The slots of name templates (:func:`template_rules`) and what they match.
+TEMPLATE_SLOTS = {
+    'n': r'\d+',  # a block index
+    'w': r'weight|bias',
+    'i': r'[12]',  # which of a block's two norms
+    'qkv': r'[qkv]',  # which attention input projection
+}
+_SLOT_RE = re.compile(r'\{(\w+)\}')
+
+
+def template_rules(pairs: Iterable[Tuple[str, str]],
+                   reverse: bool = False) -> List[Rule]:
+    """Rules from ``(source name, mmclip name)`` templates, one table for
+    both directions of a converter.
+
+    A template is a parameter name with slots (:data:`TEMPLATE_SLOTS`), e.g.
+    ``('encoder.layers.{n}.mlp.fc1.{w}',
+    'transformer.resblocks.{n}.mlp.c_fc.{w}')``; each slot of the matched
+    name is copied into the other.
+
+    Args:
+        pairs (Iterable[tuple[str, str]]): ``(source, mmclip)`` templates.
+        reverse (bool): Rules from mmclip's names to the source's (export)
+            instead of the source's to mmclip's. Defaults to False.
+
+    Returns:
+        list[Rule]: One rule per pair, without tensor functions.
+    """
+
+    def pattern(template: str) -> str:
+        pieces = _SLOT_RE.split(template)  # literal, slot, literal, ...
+        return ''.join(
+            re.escape(piece) if i % 2 == 0 else
+            f'(?P<{piece}>{TEMPLATE_SLOTS[piece]})'
+            for i, piece in enumerate(pieces))
+
+    def target(template: str) -> str:
+        return _SLOT_RE.sub(r'\\g<\1>', template)
+
+    rules = []
+    for src, dst in pairs:
+        if reverse:
+            src, dst = dst, src
+        rules.append(Rule(pattern(src), target(dst)))
+    return rules
 
 
 def prefixed(src: str, dst: str, rules: Iterable[Rule]) -> List[Rule]:
@@ -186,3 +238,37 @@ def strip_prefix(
                 }
                 changed = True
     return state_dict
+
+
+@contextmanager
+def staged_files(*paths: str) -> Iterator[List[str]]:
+    """Write several output files all or nothing.
+
+    Yields one temporary path beside each of ``paths`` (same folder, so the
+    final rename is atomic); when the block ends without an error each is
+    renamed onto its path, otherwise they are deleted and no output is
+    touched. An interrupted conversion leaves no half-written checkpoint.
+
+    Args:
+        *paths (str): The files to write; their folders are created.
+
+    Yields:
+        list[str]: The temporary paths, in the order of ``paths``.
+    """
+    temps = []
+    try:
+        for path in paths:
+            folder = osp.dirname(osp.abspath(path))
+            os.makedirs(folder, exist_ok=True)
+            # not mkstemp: its files are private (0600), outputs are not
+            temps.append(
+                osp.join(folder, f'.{osp.basename(path)}.'
+                         f'{uuid.uuid4().hex[:12]}.part'))
+        yield list(temps)
+    except BaseException:
+        for temp in temps:
+            if osp.exists(temp):
+                os.remove(temp)
+        raise
+    for temp, path in zip(temps, paths):
+        os.replace(temp, path)

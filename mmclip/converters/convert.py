@@ -4,7 +4,6 @@ The output is ``{'state_dict': ..., 'meta': ...}`` with only tensors and
 plain Python values, so it loads with ``torch.load(path, weights_only=True)``.
 See :func:`convert_checkpoint` for the ``meta`` schema.
 """
-import os
 import os.path as osp
 import warnings
 from collections import Counter
@@ -14,9 +13,11 @@ import torch
 
 from mmclip.version import __version__
 from .arch import build_model_cfg, infer_text_arch, infer_vision_arch
-from .common import ConversionError, check_mmclip_keys, convert_mmclip
+from .classifier import classifier_config_text, classifier_meta
+from .common import (ConversionError, check_mmclip_keys, convert_mmclip,
+                     staged_files)
 from .detect import detect_format
-from .hf import convert_hf
+from .hf import convert_hf, convert_hf_classifier
 from .loading import load_source
 from .mmpretrain import (convert_mmpretrain_clip, convert_mmpretrain_cls,
                          describe_head)
@@ -26,6 +27,7 @@ from .sources import MMCLIP_LN_EPS, choose_activation, source_settings
 CONVERTERS = {
     'torchscript': convert_openai,
     'open_clip': convert_openai,
+    'hf_cls': convert_hf_classifier,
     'hf': convert_hf,
     'mmpretrain_cls': convert_mmpretrain_cls,
     'mmpretrain_clip': convert_mmpretrain_clip,
@@ -88,6 +90,12 @@ def convert_checkpoint(
         - ``layer_norm_eps`` (dict): per tower, of the source model.
         - ``classifier_head`` (dict | None): the mmpretrain head kept under
           ``head.*`` (see :func:`~mmclip.converters.mmpretrain.describe_head`).
+        - ``dataset_meta`` (dict, classifiers whose source names classes):
+          ``{'classes': [...]}`` in label order, which ``get_model`` and
+          ``inference_model`` name predictions with.
+        - ``preprocess`` (dict, transformers classifiers): their image
+          processor in mmclip's terms (see
+          :func:`~mmclip.converters.classifier.hf_preprocess`).
         - ``notes`` (list[str]): anything the user should know.
     """
     source = load_source(src)
@@ -122,16 +130,19 @@ def convert_checkpoint(
         notes.append(f'Image and text embeddings differ in size '
                      f'({vision["out_channels"]} vs {text["out_channels"]}).')
     head = describe_head(state_dict)
-    if head is not None:
-        notes.append(
-            'The mmpretrain classifier head is kept under head.* with '
-            "mmpretrain's names; it loads into mmpretrain's ImageClassifier("
-            'backbone=model_cfg["vision_backbone"], head=classifier_head).')
+    classifier = {} if head is None else classifier_meta(
+        layout, source.hints, head, vision['img_size'], notes)
     if 'openai_extras' in source.hints:
         _check_openai_extras(source.hints['openai_extras'], vision, text)
 
+    pool_type = v_set.get('pool_type', 'cls_token')
+    if not vision['final_norm'] and pool_type == 'cls_token':
+        raise ConversionError(
+            'The image tower has no final LayerNorm (ln_post/post_layernorm),'
+            " which CLIP's class-token embedding needs: the checkpoint is "
+            'truncated.')
     model_cfg = build_model_cfg(vision, text, acts['vision'], acts['text'],
-                                t_set.get('eot_token_id'), eps)
+                                t_set.get('eot_token_id'), eps, pool_type)
     dtypes = Counter(
         str(v.dtype).replace('torch.', '') for v in state_dict.values())
     meta = dict(
@@ -150,7 +161,8 @@ def convert_checkpoint(
         model_cfg=model_cfg,
         layer_norm_eps=eps,
         classifier_head=head,
-        notes=notes)
+        notes=notes,
+        **classifier)
     return state_dict, meta
 
 
@@ -169,16 +181,9 @@ def _check_plain(value, where: str = 'meta') -> None:
                         'plain Python values only.')
 
 
-def save_mmclip_checkpoint(dst: str, state_dict: Dict[str, torch.Tensor],
-                           meta: dict) -> None:
-    """Write ``{'state_dict': state_dict, 'meta': meta}`` to ``dst``.
-
-    Args:
-        dst (str): Output path (``.pth``); parent folders are created.
-        state_dict (dict[str, Tensor]): mmclip weights.
-        meta (dict): Plain Python values (checked), see
-            :func:`convert_checkpoint`.
-    """
+def _checkpoint(state_dict: Dict[str, torch.Tensor], meta: dict) -> dict:
+    """``{'state_dict': ..., 'meta': ...}`` as saved: meta checked, tensors
+    detached and owning their storage."""
     _check_plain(meta)
     tensors = {}
     for key, value in state_dict.items():
@@ -189,13 +194,38 @@ def save_mmclip_checkpoint(dst: str, state_dict: Dict[str, torch.Tensor],
                 value.numel() * value.element_size():
             value = value.clone()
         tensors[key] = value
-    folder = osp.dirname(osp.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    torch.save(dict(state_dict=tensors, meta=meta), dst)
+    return dict(state_dict=tensors, meta=meta)
+
+
+def save_mmclip_checkpoint(dst: str, state_dict: Dict[str, torch.Tensor],
+                           meta: dict) -> None:
+    """Write ``{'state_dict': state_dict, 'meta': meta}`` to ``dst``, all or
+    nothing (:func:`~mmclip.converters.common.staged_files`).
+
+    Args:
+        dst (str): Output path (``.pth``); parent folders are created.
+        state_dict (dict[str, Tensor]): mmclip weights.
+        meta (dict): Plain Python values (checked), see
+            :func:`convert_checkpoint`.
+    """
+    checkpoint = _checkpoint(state_dict, meta)
+    with staged_files(dst) as (temp, ):
+        torch.save(checkpoint, temp)
+
+
+def classifier_config_path(dst: str) -> str:
+    """Where :func:`convert_file` writes the config of a converted
+    transformers classifier: beside ``dst``, named after it (``.py``)."""
+    return osp.splitext(dst)[0] + '.py'
 
 
 def convert_file(src: str, dst: str, **kwargs) -> dict:
     """Convert ``src`` and save it to ``dst``; returns the meta.
+
+    A transformers ``CLIPForImageClassification`` also gets its mmpretrain
+    config, :func:`classifier_config_path` (see
+    :func:`~mmclip.converters.classifier.classifier_config`). Nothing is
+    written unless the whole conversion succeeds.
 
     Args:
         src (str): Source checkpoint (file or folder).
@@ -206,5 +236,19 @@ def convert_file(src: str, dst: str, **kwargs) -> dict:
         raise ConversionError(f'{dst} is the source checkpoint; write the '
                               'converted file elsewhere.')
     state_dict, meta = convert_checkpoint(src, **kwargs)
-    save_mmclip_checkpoint(dst, state_dict, meta)
+    outputs, texts = [dst], []
+    if 'preprocess' in meta:
+        config = classifier_config_path(dst)
+        if config == dst:
+            raise ConversionError(
+                f'{dst} is where the classifier\'s config goes (beside the '
+                'checkpoint, as .py): name the checkpoint .pth.')
+        outputs.append(config)
+        texts.append(classifier_config_text(meta, config, dst))
+    checkpoint = _checkpoint(state_dict, meta)
+    with staged_files(*outputs) as temps:
+        torch.save(checkpoint, temps[0])
+        for temp, text in zip(temps[1:], texts):
+            with open(temp, 'w', encoding='utf-8') as f:
+                f.write(text)
     return meta

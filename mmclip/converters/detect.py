@@ -3,7 +3,9 @@ from typing import Dict, Iterable, Optional
 
 from .common import ConversionError, UnknownLayoutError
 
-# layout name -> (keys that identify it (any one suffices), description)
+# layout name -> (keys that identify it (all of them), description); the
+# first layout whose keys are all there wins, so a layout comes before any
+# whose keys are a subset of its own.
 LAYOUTS = {
     'torchscript':
     (('visual.conv1.weight', ),
@@ -12,6 +14,11 @@ LAYOUTS = {
                   'OpenAI/open_clip state dict (visual.conv1.weight, '
                   'token_embedding.weight, ...), .pt/.bin/.safetensors, '
                   'plain, nested under "state_dict" or DDP-prefixed'),
+    'hf_cls': (('vision_model.embeddings.patch_embedding.weight',
+                'classifier.weight'),
+               'transformers CLIPForImageClassification (vision_model.*, '
+               'classifier.*), converted to an mmpretrain ImageClassifier '
+               'with its config'),
     'hf': (('vision_model.embeddings.patch_embedding.weight', ),
            'transformers CLIPModel (vision_model.*, text_model.*, '
            'visual_projection.weight), a save_pretrained folder or its '
@@ -36,8 +43,9 @@ def describe_formats() -> str:
                      for name, (_, desc) in LAYOUTS.items())
 
 
-def _matches(keys: Iterable[str], layout: str) -> bool:
-    return any(k in keys for k in LAYOUTS[layout][0])
+def _missing_keys(keys: Iterable[str], layout: str) -> list:
+    """The identifying keys of ``layout`` that ``keys`` lacks."""
+    return [k for k in LAYOUTS[layout][0] if k not in keys]
 
 
 def detect_format(state_dict: Dict,
@@ -69,16 +77,17 @@ def detect_format(state_dict: Dict,
                 'format "torchscript" was requested but the file is not a '
                 'TorchScript archive; use --format open_clip for a plain '
                 'OpenAI state dict.')
-        if not _matches(keys, fmt):
+        missing = _missing_keys(keys, fmt)
+        if missing:
             raise ConversionError(
                 f'format {fmt!r} was requested but the checkpoint lacks its '
-                f'key {LAYOUTS[fmt][0][0]!r}; found e.g. '
-                f'{sorted(keys)[:8]}. Try --format auto.')
+                f'key(s) {missing}; found e.g. {sorted(keys)[:8]}. Try '
+                '--format auto.')
         return fmt
     for name in FORMATS:
         if name == 'torchscript' and container != 'torchscript':
             continue
-        if _matches(keys, name):
+        if not _missing_keys(keys, name):
             return name
     raise UnknownLayoutError(
         f'Unrecognised checkpoint layout ({len(keys)} tensors, e.g. '

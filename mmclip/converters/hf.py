@@ -1,4 +1,4 @@
-"""transformers ``CLIPModel`` -> mmclip.
+"""transformers ``CLIPModel`` and ``CLIPForImageClassification`` <-> mmclip.
 
 Differences to undo:
 
@@ -11,49 +11,66 @@ Differences to undo:
   ``mlp.fc1/fc2``, ``final_layer_norm``.
 - The activation, head counts and LayerNorm epsilon live in ``config.json``
   (:func:`hf_tower_settings`), not in the weights.
+- ``CLIPForImageClassification`` averages the patch tokens of the last
+  block's output, never running ``post_layernorm``, and classifies them with
+  ``classifier`` (an ``nn.Linear``): in mmclip an ``ImageClassifier`` with
+  ``CLIPVisionTransformer(pool_type='avg', final_norm=False,
+  out_channels=0)`` and a ``LinearClsHead`` (``head.fc``).
+
+The names are one table per tower (:data:`VISION_NAMES`, :data:`TEXT_NAMES`)
+that gives the rules of both directions
+(:func:`~mmclip.converters.common.template_rules`); the export to
+transformers is :mod:`mmclip.converters.hf_export`.
 """
 from typing import Dict, Optional
 
 import torch
 
 from .common import (ConversionError, Rule, apply_rules, check_unknown,
-                     prefixed, transpose)
+                     prefixed, template_rules, transpose)
 
 _QKV_SUFFIX = ('.q', '.k', '.v')
-_BLOCK_RULES = [
-    Rule(r'encoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.weight',
-         r'transformer.resblocks.\1.attn.in_proj_weight.\2'),
-    Rule(r'encoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.bias',
-         r'transformer.resblocks.\1.attn.in_proj_bias.\2'),
-    Rule(r'encoder\.layers\.(\d+)\.self_attn\.out_proj\.(weight|bias)',
-         r'transformer.resblocks.\1.attn.out_proj.\2'),
-    Rule(r'encoder\.layers\.(\d+)\.layer_norm([12])\.(weight|bias)',
-         r'transformer.resblocks.\1.ln_\2.\3'),
-    Rule(r'encoder\.layers\.(\d+)\.mlp\.fc1\.(weight|bias)',
-         r'transformer.resblocks.\1.mlp.c_fc.\2'),
-    Rule(r'encoder\.layers\.(\d+)\.mlp\.fc2\.(weight|bias)',
-         r'transformer.resblocks.\1.mlp.c_proj.\2'),
+# (transformers name, mmclip name) of one block, relative to the tower; the
+# q/k/v projections become pieces of in_proj_* (see _fuse_qkv).
+_BLOCK_NAMES = [
+    ('encoder.layers.{n}.self_attn.{qkv}_proj.{w}',
+     'transformer.resblocks.{n}.attn.in_proj_{w}.{qkv}'),
+    ('encoder.layers.{n}.self_attn.out_proj.{w}',
+     'transformer.resblocks.{n}.attn.out_proj.{w}'),
+    ('encoder.layers.{n}.layer_norm{i}.{w}',
+     'transformer.resblocks.{n}.ln_{i}.{w}'),
+    ('encoder.layers.{n}.mlp.fc1.{w}',
+     'transformer.resblocks.{n}.mlp.c_fc.{w}'),
+    ('encoder.layers.{n}.mlp.fc2.{w}',
+     'transformer.resblocks.{n}.mlp.c_proj.{w}'),
 ]
-VISION_RULES = [
-    Rule(r'embeddings\.class_embedding', 'class_embedding'),
-    Rule(r'embeddings\.patch_embedding\.weight', 'conv1.weight'),
-    Rule(r'embeddings\.position_embedding\.weight', 'positional_embedding'),
-    Rule(r'pre_layrnorm\.(weight|bias)', r'ln_pre.\1'),
-    Rule(r'post_layernorm\.(weight|bias)', r'ln_post.\1'),
-] + _BLOCK_RULES
-TEXT_RULES = [
-    Rule(r'embeddings\.token_embedding\.weight', 'token_embedding.weight'),
-    Rule(r'embeddings\.position_embedding\.weight', 'positional_embedding'),
-    Rule(r'final_layer_norm\.(weight|bias)', r'ln_final.\1'),
-] + _BLOCK_RULES
+VISION_NAMES = [
+    ('embeddings.class_embedding', 'class_embedding'),
+    ('embeddings.patch_embedding.weight', 'conv1.weight'),
+    ('embeddings.position_embedding.weight', 'positional_embedding'),
+    ('pre_layrnorm.{w}', 'ln_pre.{w}'),
+    ('post_layernorm.{w}', 'ln_post.{w}'),
+] + _BLOCK_NAMES
+TEXT_NAMES = [
+    ('embeddings.token_embedding.weight', 'token_embedding.weight'),
+    ('embeddings.position_embedding.weight', 'positional_embedding'),
+    ('final_layer_norm.{w}', 'ln_final.{w}'),
+] + _BLOCK_NAMES
+# CLIPForImageClassification's linear classifier <-> LinearClsHead's.
+CLASSIFIER_NAMES = [('classifier.{w}', 'head.fc.{w}')]
 RULES = (
-    prefixed('vision_model.', 'backbone.', VISION_RULES) +
-    prefixed('text_model.', 'text_encoder.', TEXT_RULES) + [
+    prefixed('vision_model.', 'backbone.', template_rules(VISION_NAMES)) +
+    prefixed('text_model.', 'text_encoder.', template_rules(TEXT_NAMES)) + [
         Rule('visual_projection.weight', 'backbone.proj', transpose),
         Rule('text_projection.weight', 'text_encoder.text_projection',
              transpose),
         Rule('logit_scale', 'logit_scale'),
     ])
+CLASSIFIER_RULES = (
+    prefixed('vision_model.', 'backbone.', template_rules(VISION_NAMES)) +
+    template_rules(CLASSIFIER_NAMES))
+# Weights of CLIPForImageClassification its logits never use.
+UNUSED_CLASSIFIER_PREFIX = 'vision_model.post_layernorm.'
 # transformers' ``hidden_act`` -> mmclip activation type
 HF_ACTIVATIONS = {'quick_gelu': 'QuickGELU', 'gelu': 'GELU'}
 
@@ -88,9 +105,53 @@ def convert_hf(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         dict[str, Tensor]: mmclip weights (q/k/v packed, projections
         transposed).
     """
+    if 'classifier.weight' in state_dict:
+        raise ConversionError(
+            'This is a transformers CLIPForImageClassification (vision_model.*'
+            ' and classifier.*), not a CLIPModel: convert it with --format '
+            'hf_cls (or --format auto) into an mmclip ImageClassifier.')
     out, unknown = apply_rules(state_dict, RULES)
     check_unknown(unknown, 'transformers CLIP')
     return _fuse_qkv(out)
+
+
+def convert_hf_classifier(
+        state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Convert a transformers ``CLIPForImageClassification`` state dict.
+
+    ``vision_model.post_layernorm`` is left out: the classifier's logits
+    never use it, and the mmclip backbone that computes them has no
+    ``ln_post`` (``final_norm=False``).
+
+    Args:
+        state_dict (dict[str, Tensor]): ``vision_model.*`` and
+            ``classifier.weight``/``classifier.bias``.
+
+    Returns:
+        dict[str, Tensor]: ``backbone.*`` (q/k/v packed) and ``head.fc.*``.
+    """
+    used = {
+        k: v
+        for k, v in state_dict.items()
+        if not k.startswith(UNUSED_CLASSIFIER_PREFIX)
+    }
+    out, unknown = apply_rules(used, CLASSIFIER_RULES)
+    check_unknown(unknown, 'transformers CLIPForImageClassification')
+    return _fuse_qkv(out)
+
+
+def split_qkv(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Undo :func:`_fuse_qkv`: ``<key>`` -> ``<key>.q/.k/.v`` for every
+    packed ``attn.in_proj_weight``/``attn.in_proj_bias``."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.endswith(('attn.in_proj_weight', 'attn.in_proj_bias')):
+            # cloned: the pieces must not share storage (safetensors)
+            for suffix, part in zip(_QKV_SUFFIX, value.chunk(3, dim=0)):
+                out[key + suffix] = part.clone()
+        else:
+            out[key] = value
+    return out
 
 
 def _tower_config(cfg: dict, tower: str) -> Optional[dict]:

@@ -38,6 +38,7 @@ HF_FILES = ('model.safetensors', 'model.safetensors.index.json',
             'pytorch_model.bin', 'pytorch_model.bin.index.json')
 OPEN_CLIP_CONFIG = 'open_clip_config.json'
 HF_CONFIG = 'config.json'
+HF_PREPROCESSOR = 'preprocessor_config.json'
 # Values of an HF ``model_type`` that describe (part of) a CLIP model.
 HF_CLIP_TYPES = ('clip', 'clip_vision_model', 'clip_text_model')
 # Scalars OpenAI's TorchScript archives store next to the weights.
@@ -52,11 +53,12 @@ class SourceCheckpoint(NamedTuple):
         container (str): ``'torchscript'``, ``'torch'`` or ``'safetensors'``.
         state_dict (dict[str, Tensor]): Tensors, wrapper prefixes removed.
         hints (dict): What else was found: ``hf_config`` (dict from a
-            transformers ``config.json``), ``open_clip_config`` (dict from
-            ``open_clip_config.json``), ``run_name`` (the ``name`` of an
-            open_clip training checkpoint), ``mmclip_meta`` (the meta of an
-            already converted checkpoint), ``openai_extras`` (dict of ints
-            from a TorchScript archive).
+            transformers ``config.json``), ``hf_preprocessor`` (dict from
+            the ``preprocessor_config.json`` beside it),
+            ``open_clip_config`` (dict from ``open_clip_config.json``),
+            ``run_name`` (the ``name`` of an open_clip training checkpoint),
+            ``mmclip_meta`` (the meta of an already converted checkpoint),
+            ``openai_extras`` (dict of ints from a TorchScript archive).
     """
     path: str
     container: str
@@ -79,6 +81,9 @@ def _sibling_hints(folder: str) -> dict:
     hf = _read_json(osp.join(folder, HF_CONFIG))
     if hf is not None and hf.get('model_type') in HF_CLIP_TYPES:
         hints['hf_config'] = hf
+        processor = _read_json(osp.join(folder, HF_PREPROCESSOR))
+        if processor is not None:
+            hints['hf_preprocessor'] = processor
     oc = _read_json(osp.join(folder, OPEN_CLIP_CONFIG))
     if oc is not None and isinstance(oc.get('model_cfg'), dict):
         hints['open_clip_config'] = oc

@@ -19,6 +19,8 @@ ACT_ALIASES = {
 }
 # LayerNorm epsilon of mmclip's towers (and OpenAI's).
 MMCLIP_LN_EPS = 1e-5
+# The layouts of transformers' models, whose config.json says the rest.
+HF_LAYOUTS = ('hf', 'hf_cls')
 
 
 class ActivationWarning(UserWarning):
@@ -69,8 +71,11 @@ def source_activation(layout: str, hints: dict,
     if layout == 'torchscript':
         return _both('QuickGELU'), True, (
             "OpenAI's TorchScript models use QuickGELU")
-    if layout == 'hf' and 'hf_config' in hints:
-        acts = {t: s['act_type'] for t, s in settings.items()}
+    if layout in HF_LAYOUTS and 'hf_config' in hints:
+        acts = {
+            t: s['act_type']
+            for t, s in settings.items() if 'act_type' in s
+        }
         acts.setdefault('text', acts.get('vision'))
         acts.setdefault('vision', acts['text'])
         return acts, True, "hidden_act in transformers' config.json"
@@ -147,12 +152,15 @@ def source_settings(layout: str, hints: dict) -> Dict[str, dict]:
 
     Returns:
         dict: ``{'vision': {...}, 'text': {...}}`` with any of
-        ``num_heads``, ``layer_norm_eps``, ``eot_token_id`` (and
-        ``act_type`` for transformers).
+        ``num_heads``, ``layer_norm_eps``, ``eot_token_id``, ``pool_type``
+        (and ``act_type`` for transformers).
     """
-    if layout == 'hf' and 'hf_config' in hints:
-        return hf_tower_settings(hints['hf_config'])
     settings = dict(vision={}, text={})
+    if layout in HF_LAYOUTS and 'hf_config' in hints:
+        settings.update(hf_tower_settings(hints['hf_config']))
+    if layout == 'hf_cls':
+        # CLIPForImageClassification averages the patch tokens
+        settings['vision'] = dict(settings['vision'], pool_type='avg')
     oc = hints.get('open_clip_config')
     if layout == 'open_clip' and oc is not None:
         v_cfg = oc['model_cfg'].get('vision_cfg') or {}
@@ -170,6 +178,10 @@ def source_settings(layout: str, hints: dict) -> Dict[str, dict]:
         for tower in ('vision', 'text'):
             if isinstance(arch.get(tower), dict):
                 settings[tower]['num_heads'] = arch[tower].get('num_heads')
-        text_cfg = (meta.get('model_cfg') or {}).get('text_encoder') or {}
+        model_cfg = meta.get('model_cfg') or {}
+        text_cfg = model_cfg.get('text_encoder') or {}
         settings['text']['eot_token_id'] = text_cfg.get('eot_token_id')
+        vision_cfg = model_cfg.get('vision_backbone') or {}
+        if vision_cfg.get('pool_type'):
+            settings['vision']['pool_type'] = vision_cfg['pool_type']
     return settings

@@ -4,7 +4,8 @@
 linear probe's image tower all load through :func:`load_pretrained`.
 """
 import inspect
-from typing import Dict, List, Optional
+import os.path as osp
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch.nn as nn
 from mmengine.logging import MMLogger
@@ -13,14 +14,18 @@ from mmclip.errors import shorten_list
 from .backbones.clip_vit import CLIPVisionTransformer
 from .text_encoders.clip_text import CLIPTextTransformer
 from .utils.arch import resolve_arch
-from .utils.checkpoint import load_weights
+from .utils.checkpoint import load_weights, read_checkpoint, weights_of
 
-__all__ = ['CheckpointMismatchError', 'check_model_cfg', 'load_pretrained']
+__all__ = [
+    'CheckpointMismatchError', 'check_checkpoint_parts', 'check_model_cfg',
+    'checkpoint_fits_model', 'describe_checkpoint', 'load_pretrained'
+]
 
 #: Key prefixes of checkpoints that were not converted to mmclip's layout.
 FOREIGN_PREFIXES = {
     'visual.': 'an OpenAI / open_clip state dict',
-    'vision_model.': 'a transformers CLIPModel',
+    'vision_model.': 'a transformers CLIP model (CLIPModel, '
+    'CLIPForImageClassification)',
     'backbone.patch_embed.': 'an mmpretrain ViT classifier',
 }
 
@@ -88,6 +93,9 @@ def load_pretrained(model: nn.Module,
                 'checkpoint? Convert OpenAI / open_clip / transformers '
                 'weights with tools/model_converters/clip_to_mmclip.py.')
     own = model.state_dict()
+    if strict and not prefix:
+        check_checkpoint_parts(own, state_dict, checkpoint,
+                               other_kind_only=True)
     resized = _resized_on_load(model)
     shape_errors = [
         f'{prefix}{k}: checkpoint {tuple(v.shape)} vs model '
@@ -213,3 +221,97 @@ def check_model_cfg(model_cfg: dict, meta: dict,
                 problems.append(f'{key}.{name}: config {want[name]!r}, '
                                 f'checkpoint {value!r}')
     return problems
+
+
+def describe_checkpoint(keys: Iterable[str]) -> str:
+    """What an mmclip checkpoint holds, from its keys, for messages: ``'a
+    CLIP checkpoint (...)'``, ``'a classifier checkpoint (...)'``, ..."""
+    parts = {k.split('.')[0] for k in keys}
+    if 'text_encoder' in parts:
+        return ('a CLIP checkpoint (image and text towers'
+                + (', a head)' if 'head' in parts else ', no classifier)'))
+    if 'head' in parts:
+        return ('a classifier checkpoint (an image tower and a classifier '
+                'head, no text tower)')
+    if 'backbone' in parts:
+        return 'an image tower checkpoint (no text tower, no classifier)'
+    return ('not an mmclip model checkpoint (no backbone.*, text_encoder.* '
+            'or head.* weights)')
+
+
+def _absent_parts(model_keys: Iterable[str],
+                  checkpoint_keys: Iterable[str]) -> Tuple[list, set]:
+    """The model's parts (submodules: ``text_encoder``, ``head``, ...) the
+    checkpoint has no weight of, and the checkpoint's parts. A lone
+    parameter such as ``logit_scale`` is left to the key-by-key check."""
+    wanted = {k.split('.')[0] for k in model_keys if '.' in k}
+    present = {k.split('.')[0] for k in checkpoint_keys}
+    return sorted(wanted - present), present
+
+
+def _other_kind_fix(absent: list, present: set,
+                    checkpoint: str) -> Optional[str]:
+    """What to do with a CLIP checkpoint given for a classifier, or a
+    classifier checkpoint given for a CLIP; None for other mismatches."""
+    if 'head' in absent and 'text_encoder' in present:
+        return ('A CLIP checkpoint has no classifier: evaluate it with a '
+                'zero-shot config (configs/clip/*_zeroshot-cls_*.py), or '
+                'fine-tune a classifier from it (configs/clip/*_ft-*.py '
+                'start their head from it).')
+    if 'text_encoder' in absent and 'head' in present:
+        config = osp.splitext(checkpoint)[0] + '.py'
+        own = (f'{config}, written with it by clip_to_mmclip.py'
+               if osp.isfile(config) else 'the one clip_to_mmclip.py '
+               'writes beside a converted transformers classifier, or the '
+               'fine-tune config that trained it')
+        return (f'Use it with its classifier config ({own}), or give a CLIP '
+                'checkpoint.')
+    return None
+
+
+def check_checkpoint_parts(model_keys: Iterable[str],
+                           checkpoint_keys: Iterable[str],
+                           checkpoint: str,
+                           other_kind_only: bool = False) -> None:
+    """Refuse a checkpoint without a single weight of a part of the model
+    (its text tower, its classifier head, ...), which would otherwise run
+    with that part's random initial weights: a CLIP checkpoint given with a
+    classifier config, or a classifier checkpoint with a CLIP config.
+
+    Args:
+        model_keys (Iterable[str]): The model's state-dict keys.
+        checkpoint_keys (Iterable[str]): The checkpoint's.
+        checkpoint (str): The checkpoint file, for the message.
+        other_kind_only (bool): Refuse only those two cases, leaving other
+            missing parts to the caller's own message. Defaults to False.
+
+    Raises:
+        CheckpointMismatchError: Naming what the checkpoint is, the parts
+            it lacks and the fix.
+    """
+    checkpoint_keys = list(checkpoint_keys)
+    absent, present = _absent_parts(model_keys, checkpoint_keys)
+    if not absent:
+        return
+    fix = _other_kind_fix(absent, present, checkpoint)
+    if fix is None and other_kind_only:
+        return
+    raise CheckpointMismatchError(
+        f'{checkpoint!r} is {describe_checkpoint(checkpoint_keys)}: it has '
+        'no weights for the ' + ', '.join(f'{p}.*' for p in absent) +
+        ' of the model the config builds. ' +
+        (fix or 'Use the config that matches the checkpoint.'))
+
+
+def checkpoint_fits_model(model: nn.Module, checkpoint: str) -> None:
+    """:func:`check_checkpoint_parts` for a checkpoint file, before a
+    runner loads it non-strictly (mmengine's ``load_from`` only warns about
+    missing weights). Only the keys are read (memory-mapped).
+
+    Args:
+        model (nn.Module): The model (unwrapped).
+        checkpoint (str): A local checkpoint file.
+    """
+    keys = weights_of(read_checkpoint(checkpoint, mmap=True),
+                      checkpoint)['state_dict']
+    check_checkpoint_parts(model.state_dict(), keys, checkpoint)

@@ -416,6 +416,40 @@ def test_unsupported_extra_weights_refused(tmp_path, openclip_sd):
         _convert(tmp_path / 'truncated.pt')
 
 
+def test_a_clip_image_tower_without_its_final_norm_is_truncated(
+        tmp_path, openclip_sd):
+    """Only transformers' classifier layout has no final LayerNorm; a CLIP
+    without one is refused, not converted into another model."""
+    torch.save({k: v for k, v in openclip_sd.items()
+                if not k.startswith('visual.ln_post.')},
+               tmp_path / 'no_ln_post.pt')
+    with pytest.raises(ConversionError, match='no final LayerNorm.*'
+                       'truncated'):
+        _convert(tmp_path / 'no_ln_post.pt')
+
+
+def test_outputs_are_written_all_or_nothing(tmp_path, openclip_sd):
+    """An error while writing leaves the previous outputs as they were and
+    no partial file; success replaces them."""
+    from mmclip.converters.common import staged_files
+    ckpt, config = tmp_path / 'out.pth', tmp_path / 'out.py'
+    ckpt.write_text('previous')
+    with pytest.raises(OSError):
+        with staged_files(str(ckpt), str(config)) as (temp_ckpt,
+                                                      temp_config):
+            with open(temp_ckpt, 'w') as f:
+                f.write('half')
+            raise OSError('disk full')
+    assert ckpt.read_text() == 'previous'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out.pth']
+    torch.save(openclip_sd, tmp_path / 'oc.pt')
+    convert_file(str(tmp_path / 'oc.pt'), str(ckpt), act='gelu')
+    assert torch.load(ckpt, weights_only=True)['meta']['source_format'] == \
+        'open_clip'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['oc.pt',
+                                                          'out.pth']
+
+
 def test_training_checkpoint_converts_without_running_its_objects(
         tmp_path, openclip_sd):
     # open_clip's training checkpoints pickle argparse args: the converter

@@ -61,3 +61,37 @@ def test_models_load_without_the_apis(tmp_path, tiny_clip_cfg):
     import mmclip.models.classifiers.zero_shot_init as zero_shot_init
     assert zero_shot_init.load_pretrained is load_pretrained
     assert mmclip.apis.load_pretrained is load_pretrained
+
+
+def test_a_checkpoint_of_the_other_kind_names_what_it_is(tmp_path,
+                                                         tiny_clip_cfg):
+    """A classifier checkpoint where a CLIP is expected (and the reverse)
+    would leave the text tower (the head) at random weights: refused before
+    anything is copied, saying what the checkpoint is and what to use."""
+    clip = build(tiny_clip_cfg)
+    classifier = build(dict(
+        type='ImageClassifier', backbone=tiny_clip_cfg['vision_backbone'],
+        head=dict(type='LinearClsHead', num_classes=3,
+                  in_channels=TINY_VISION['proj_dims'])))
+    clip_path, cls_path = tmp_path / 'clip.pth', tmp_path / 'cls.pth'
+    torch.save(dict(state_dict=clip.state_dict(), meta={}), clip_path)
+    torch.save(dict(state_dict=classifier.state_dict(), meta={}), cls_path)
+
+    before = classifier.backbone.conv1.weight.clone()
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"is a CLIP checkpoint \(image and text towers, "
+                       r"no classifier\): it has no weights for the head\.\* "
+                       r'.*zero-shot config'):
+        load_pretrained(classifier, str(clip_path))
+    assert torch.equal(classifier.backbone.conv1.weight, before)
+
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'is a classifier checkpoint .*no weights for '
+                       r'the text_encoder\.\* .*Use it with its classifier '
+                       r'config \(the one clip_to_mmclip\.py writes'):
+        load_pretrained(clip, str(cls_path))
+    (tmp_path / 'cls.py').write_text('')  # the converter's config beside it
+    with pytest.raises(CheckpointMismatchError,
+                       match=rf'classifier config \({tmp_path}/cls\.py, '
+                       'written with it by clip_to_mmclip.py'):
+        load_pretrained(clip, str(cls_path))

@@ -7,13 +7,18 @@ Example::
         checkpoints/clip-vit-b32_openai.pth
     python tools/model_converters/clip_to_mmclip.py \\
         open_clip_pytorch_model.bin vit-b32_laion2b.pth --act gelu
+
+A transformers CLIPForImageClassification folder becomes an mmpretrain
+ImageClassifier: DST and its config beside it (DST with .py), which
+tools/test.py, mmclip.apis.get_model and fine-tuning configs use.
 """
 import argparse
 import json
 import sys
 
 from mmclip.apis.cli import run_tool
-from mmclip.converters import (FORMATS, ConversionError, convert_file,
+from mmclip.converters import (FORMATS, ConversionError,
+                               classifier_config_path, convert_file,
                                describe_formats)
 
 
@@ -58,6 +63,8 @@ def run(args) -> dict:
     for note in meta['notes']:
         print(f'note: {note}')
     print(f'Saved {args.dst}')
+    if 'preprocess' in meta:
+        print(f'Saved its config {classifier_config_path(args.dst)}')
     return meta
 
 

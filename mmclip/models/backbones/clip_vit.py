@@ -61,8 +61,13 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
               training with ``patch_dropout``.
 
             As with mmpretrain's ``final_norm=True``, the last block's tokens
-            pass ``ln_post`` first, those of the other blocks are the blocks'
-            own outputs. Defaults to ``'proj'``.
+            pass ``ln_post`` first (see ``final_norm``), those of the other
+            blocks are the blocks' own outputs. Defaults to ``'proj'``.
+        final_norm (bool): Whether the last block's tokens pass ``ln_post``.
+            False builds no ``ln_post``, as mmpretrain's ``VisionTransformer``:
+            transformers' ``CLIPForImageClassification`` averages the patch
+            tokens of the last block as they come out of it
+            (``pool_type='avg'``, ``out_channels=0``). Defaults to True.
         patch_dropout (float): Fraction of patch tokens randomly dropped in
             training (FLIP, arXiv 2212.00794); the class token is kept.
             Defaults to 0.
@@ -106,6 +111,7 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
                  pool_type: str = 'cls_token',
                  out_indices: Union[int, Sequence[int]] = -1,
                  out_type: str = 'proj',
+                 final_norm: bool = True,
                  patch_dropout: float = 0.,
                  drop_path_rate: float = 0.,
                  attn_drop_rate: float = 0.,
@@ -168,7 +174,8 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
             layer_norm_eps=layer_norm_eps,
             attn_drop_rate=attn_drop_rate)
         self.transformer.grad_checkpointing = with_cp
-        self.ln_post = build_norm_layer(norm_cfg, width)
+        self.ln_post = build_norm_layer(norm_cfg, width) \
+            if final_norm else None
         self.proj = nn.Parameter(scale * torch.randn(
             width, out_channels)) if out_channels else None
 
@@ -256,7 +263,7 @@ class CLIPVisionTransformer(TowerMixin, BaseModule):
         # Blocks after the last requested one cannot change any output.
         for index in range(self.out_indices[-1] + 1):
             x = self.transformer.forward_block(index, x)
-            if index == last_block:
+            if index == last_block and self.ln_post is not None:
                 x = self.ln_post(x)
             if index in self.out_indices:
                 outs.append(self._format_output(x))

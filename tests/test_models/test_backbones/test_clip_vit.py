@@ -72,6 +72,26 @@ def test_out_types_and_pooling():
     torch.testing.assert_close(avg(x)[0], tokens[:, 1:].mean(1))
 
 
+def test_final_norm_off_averages_the_last_blocks_own_tokens():
+    """transformers' CLIPForImageClassification pools the last hidden state
+    as it leaves the last block: final_norm=False builds no ln_post and
+    pool_type='avg' then averages the un-normalised patch tokens."""
+    x = torch.randn(2, 3, 32, 32)
+    normed = tiny(pool_type='avg', out_channels=0).eval()
+    plain = tiny(pool_type='avg', out_channels=0, final_norm=False).eval()
+    assert plain.ln_post is None
+    weights = {k: v for k, v in normed.state_dict().items()
+               if not k.startswith('ln_post.')}
+    plain.load_state_dict(weights, strict=True)
+    outs, seen = block_outputs(plain, x)
+    with torch.no_grad():
+        expected = seen[2][:, 1:].mean(1)
+        torch.testing.assert_close(outs[0], expected, rtol=0, atol=1e-6)
+        assert not torch.allclose(normed(x)[0], expected)
+    plain.lock()  # freezing must not trip over the missing norm
+    assert not any(p.requires_grad for p in plain.parameters())
+
+
 def test_activation_from_config():
     q, g = tiny(), tiny(act_cfg=dict(type='GELU'))
     # The registry's modules: mmpretrain's QuickGELU, torch's exact GELU.
