@@ -71,13 +71,14 @@ def recording(model, wrapper_cls=OptimWrapper, *mixins, **kwargs):
 def build(accum_steps=1, head='CLIPContrastiveHead', dtype=torch.float64,
           overrides=None, **kwargs):
     """The tiny CLIP (seed 0) in ``dtype``, in training mode; inputs come
-    preprocessed (``double_batch``). ``overrides`` update the towers'
-    configs, ``kwargs`` are CLIPModel's."""
+    preprocessed (``double_batch``). ``head`` is a type or a config,
+    ``overrides`` update the towers' configs, ``kwargs`` are CLIPModel's."""
     torch.manual_seed(0)
     cfg = tiny_clip_config()
     for key, value in (overrides or {}).items():
         cfg[key].update(value)
-    cfg.update(head=dict(type=head), accum_steps=accum_steps,
+    cfg.update(head=dict(type=head) if isinstance(head, str) else head,
+               accum_steps=accum_steps,
                data_preprocessor=dict(type='BaseDataPreprocessor'), **kwargs)
     return MODELS.build(cfg).to(dtype).train()
 

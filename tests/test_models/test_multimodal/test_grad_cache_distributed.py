@@ -28,6 +28,8 @@ TIMEOUT_S = 240
 CASES = {
     'ddp_clip': ('ddp', 'CLIPContrastiveHead'),
     'ddp_siglip': ('ddp', 'SigLIPHead'),
+    'ddp_siglip_ring': ('ddp', dict(type='SigLIPHead',
+                                    dist_impl='neighbour_exchange')),
     # FSDP with a unit per sizeable layer (nested), as real configs shard.
     'fsdp_clip': ('fsdp', 'CLIPContrastiveHead'),
 }
