@@ -9,16 +9,15 @@ process's on the whole batch (the heads gather the global batch of
 2 x 4 x 4; only the last micro-batch's backward all-reduces).
 """
 import os
-import socket
 import tempfile
-import time
 from datetime import timedelta
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from test_grad_cache import BATCH, STEPS, build, double_batch, recording
+
+from conftest import free_loopback_port, run_spawned
 
 # One spawn of 2 processes for the module (~40 s, imports included).
 pytestmark = pytest.mark.slow
@@ -100,24 +99,10 @@ def _worker(rank: int, port: int, path: str):
 
 @pytest.fixture(scope='module')
 def distributed():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, 'results.pth')
-        ctx = mp.start_processes(_worker, args=(port, path),
-                                 nprocs=WORLD_SIZE, join=False,
-                                 start_method='spawn')
-        deadline = time.monotonic() + TIMEOUT_S
-        try:
-            while not ctx.join(timeout=0.5):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f'gloo runs exceeded {TIMEOUT_S}s')
-        finally:
-            for proc in ctx.processes:
-                if proc.is_alive():
-                    proc.terminate()
-                    proc.join(5)
+        run_spawned(_worker, (free_loopback_port(), path), WORLD_SIZE,
+                    TIMEOUT_S)
         return torch.load(path)
 
 
