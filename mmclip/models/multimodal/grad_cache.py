@@ -143,20 +143,18 @@ def grad_cache_train_step(model: nn.Module, data, optim_wrapper,
             chunk_img, chunk_txt = net(inputs, samples, mode='features')
             img.append(chunk_img)
             txt.append(chunk_txt)
-    img = torch.cat(img).requires_grad_()
-    txt = torch.cat(txt).requires_grad_()
+    img, txt = torch.cat(img), torch.cat(txt)
 
-    # 2. The whole batch's loss and its gradient w.r.t. the embeddings only
-    # (nothing reaches the parameters' .grad; no gradient sync).
-    with _no_sync(net), optim_wrapper.optim_context(net):
-        losses = net(None, None, mode='loss',
-                     feature_cache=FeatureCache(img, txt))
+    # 2. The whole batch's loss and its gradient w.r.t. the embeddings,
+    # taken within the forward: DDP/FSDP see an inference forward (nothing to
+    # sync, no backward through their output), no parameter gets a gradient.
+    with torch.no_grad(), optim_wrapper.optim_context(net):
+        losses, img_grad, txt_grad = net(None, None, mode='feature_grads',
+                                         feature_cache=FeatureCache(img, txt))
     loss, log_vars = model.parse_losses(losses)
     skip_if_nonfinite = getattr(optim_wrapper, 'skip_if_nonfinite', None)
     if skip_if_nonfinite is not None and skip_if_nonfinite(loss):
         return log_vars
-    img_grad, txt_grad = torch.autograd.grad(loss, (img, txt))
-    img, txt = img.detach(), txt.detach()
 
     # 3. Re-run the micro-batches with a graph under their saved RNG state.
     *first, (last_inputs, last_samples, last_rows) = chunks

@@ -274,3 +274,39 @@ def test_a_whole_batch_loss_of_an_accumulating_model_warns():
 def test_accum_steps_must_be_a_positive_int(value):
     with pytest.raises(ValueError, match='accum_steps must be a positive'):
         build(value)
+
+
+@pytest.fixture
+def process_group_of_one():
+    """A gloo process group of this process alone (FSDP then shards
+    nothing: its NO_SHARD path)."""
+    import torch.distributed as dist
+
+    from conftest import free_loopback_port
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{free_loopback_port()}',
+        rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize('kind', ['ddp', 'fsdp'])
+def test_wrapped_in_a_process_group_of_one(process_group_of_one, kind):
+    """The accumulating wrappers with one process (one GPU) train as the
+    model alone. FSDP as the FSDP config wraps a tiny model: one unit,
+    whose parameters FSDP unsharded for good when the loss's gradient was
+    taken through its output (the optimizer then stepped tensors the model
+    no longer used)."""
+    from test_grad_cache_distributed import full_weights, wrap
+    ref = build(1, nonscalar_logit_scale=True)
+    ref_wrapper = recording(ref)
+    ref_logs = train(ref, ref_wrapper)
+    model = build(K, nonscalar_logit_scale=True)
+    net = wrap(model, kind, min_num_params=10**7)
+    wrapper = recording(net)
+    logs = train(net, wrapper)
+    for got, want in zip(logs, ref_logs):
+        assert abs(got['loss'].item() - want['loss'].item()) <= TOL
+    weights = full_weights(net, model, kind)
+    for name, value in ref.named_parameters():
+        assert (weights[name].reshape(value.shape) - value).abs().max() <= TOL

@@ -29,12 +29,14 @@ CASES = {
     'ddp_siglip': ('ddp', 'SigLIPHead'),
     'ddp_siglip_ring': ('ddp', dict(type='SigLIPHead',
                                     dist_impl='neighbour_exchange')),
-    # FSDP with a unit per sizeable layer (nested), as real configs shard.
     'fsdp_clip': ('fsdp', 'CLIPContrastiveHead'),
 }
 
 
-def wrap(model, kind: str):
+def wrap(model, kind: str, min_num_params: int = 2000):
+    """The accumulating DDP or FSDP wrapper around ``model``; FSDP with a
+    unit per layer of ``min_num_params`` or more (nested), as real configs
+    shard."""
     import functools
 
     from torch.distributed.fsdp.wrap import size_based_auto_wrap_policy
@@ -47,7 +49,7 @@ def wrap(model, kind: str):
     return AccumulatingFullyShardedDataParallel(
         module=model, device_id=torch.device('cpu'), use_orig_params=True,
         auto_wrap_policy=functools.partial(size_based_auto_wrap_policy,
-                                           min_num_params=2000))
+                                           min_num_params=min_num_params))
 
 
 def full_weights(net, model, kind: str) -> dict:
