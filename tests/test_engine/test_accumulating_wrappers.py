@@ -2,6 +2,8 @@
 accumulating DDP/FSDP wrapper (mmengine's never call the model's
 ``train_step``), keeping the wrapper's settings, and refuses wrappers that
 cannot run it."""
+import uuid
+
 import pytest
 from mmengine.config import Config
 
@@ -77,3 +79,37 @@ def test_left_alone(cfg):
 def test_wrappers_that_cannot_run_the_step(cfg, named):
     with pytest.raises(ConfigError, match=f'accum_steps=4.*{named}'):
         use_accumulating_wrappers(cfg)
+
+
+@pytest.mark.slow
+def test_ddp_and_fsdp_configs_accumulate_through_build_runner(tmp_path):
+    """The DDP config (Runner) and the FSDP config (FlexibleRunner,
+    FSDPStrategy) with accum_steps=4, built by build_runner in a process
+    group of one on the CPU (tiny model, the benchmark's synthetic
+    batches): the same losses as without accumulation, iteration by
+    iteration."""
+    from conftest import load_tool
+    from mmclip.engine import build_runner
+    strategies = load_tool('benchmarks/benchmark_strategies.py')
+    args = strategies.parse_args(['--tiny', '--iters', '3'])
+    losses = {}
+    with strategies.process_group(args.device):
+        weights = strategies.save_initial_weights(args,
+                                                  str(tmp_path / 'init.pth'))
+        for name in strategies.CONFIGS:
+            for accum_steps in (1, 4):
+                cfg = strategies.build_config(
+                    name, args, str(tmp_path / f'{name}{accum_steps}'),
+                    weights)
+                cfg.model.accum_steps = accum_steps
+                # one message hub per runner (mmengine names them by time)
+                cfg.experiment_name = f'{name}{accum_steps}_{uuid.uuid4().hex}'
+                runner = build_runner(cfg)
+                runner.train()
+                assert type(runner.model).__name__.startswith(
+                    'Accumulating') == (accum_steps > 1)
+                losses[name, accum_steps] = runner.message_hub.get_scalar(
+                    'train/loss').data[0]
+    for name in strategies.CONFIGS:
+        assert losses[name, 4] == pytest.approx(losses[name, 1], abs=1e-6)
+        assert len(set(losses[name, 1])) == 3  # the weights moved
