@@ -81,7 +81,6 @@ def test_wrappers_that_cannot_run_the_step(cfg, named):
         use_accumulating_wrappers(cfg)
 
 
-@pytest.mark.slow
 def test_ddp_and_fsdp_configs_accumulate_through_build_runner(tmp_path):
     """The DDP config (Runner) and the FSDP config (FlexibleRunner,
     FSDPStrategy) with accum_steps=4, built by build_runner in a process
