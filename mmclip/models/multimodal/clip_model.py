@@ -11,7 +11,8 @@ from mmengine.model import BaseModel
 
 from mmclip.registry import MODELS, TOKENIZER
 from ..utils.text_embedder import TextEmbedder, text_tower_fingerprint
-from .grad_cache import FeatureCache, grad_cache_train_step
+from .grad_cache import (FeatureCache, grad_cache_train_step,
+                         loss_and_feature_grads)
 
 # OpenAI's normalisation, in the 0-255 range mmpretrain's preprocessors use.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -310,34 +311,6 @@ class CLIPModel(BaseModel):
                 *self.pair_features(inputs, data_samples))
         return self.head.loss(img, txt, self.logit_scale)
 
-    def feature_grads(
-        self, feature_cache: FeatureCache
-    ) -> Tuple[dict, torch.Tensor, torch.Tensor]:
-        """The loss of a batch's cached embeddings and its gradient with
-        respect to them (gradient accumulation, :meth:`train_step`).
-
-        The backward runs here, inside the forward, with respect to the
-        embeddings only: no parameter gets a gradient, and a DDP/FSDP
-        wrapper sees no backward through its output (FSDP would unshard its
-        parameters for one and never reshard them).
-
-        Args:
-            feature_cache (FeatureCache): The whole batch's embeddings.
-
-        Returns:
-            tuple[dict, Tensor, Tensor]: The head's losses and logged values
-            (detached), and the gradients of the loss (``parse_losses``) for
-            the image and text embeddings, each ``(N, embed_dims)``.
-        """
-        with torch.enable_grad():
-            img = feature_cache.img.detach().requires_grad_()
-            txt = feature_cache.txt.detach().requires_grad_()
-            losses = self.loss(None, None, FeatureCache(img, txt))
-            loss, _ = self.parse_losses(losses)
-            img_grad, txt_grad = torch.autograd.grad(loss, (img, txt))
-        return ({key: value.detach() for key, value in losses.items()},
-                img_grad, txt_grad)
-
     def train_step(self,
                    data: dict,
                    optim_wrapper,
@@ -376,7 +349,8 @@ class CLIPModel(BaseModel):
                 ``'features'`` both normalised embeddings
                 (:meth:`pair_features`); ``'loss'`` a dict of losses from
                 ``head``; ``'feature_grads'`` the loss of ``feature_cache``
-                and its gradients (:meth:`feature_grads`); ``'predict'``
+                and its gradients (:func:`loss_and_feature_grads`);
+                ``'predict'``
                 data samples with predictions from ``predict_head``.
             feature_cache (FeatureCache, optional): For ``'loss'`` and
                 ``'feature_grads'``, see :meth:`loss`. Defaults to None.
@@ -386,7 +360,7 @@ class CLIPModel(BaseModel):
         if mode == 'features':
             return self.pair_features(inputs, data_samples)
         if mode == 'feature_grads':
-            return self.feature_grads(feature_cache)
+            return loss_and_feature_grads(self, feature_cache)
         if mode == 'loss':
             return self.loss(inputs, data_samples, feature_cache)
         if mode == 'predict':

@@ -105,6 +105,35 @@ def _no_sync(module: nn.Module):
     return no_sync() if no_sync is not None else nullcontext()
 
 
+def loss_and_feature_grads(model: nn.Module, feature_cache: FeatureCache
+                           ) -> Tuple[dict, Tensor, Tensor]:
+    """Step 2: the loss of the cached embeddings and its gradient with
+    respect to them; ``CLIPModel.forward(mode='feature_grads')``.
+
+    The backward runs inside the forward, for the embeddings only: no
+    parameter gets a gradient, and a DDP/FSDP wrapper sees no backward
+    through its output (FSDP would unshard its parameters for one and never
+    reshard them).
+
+    Args:
+        model (CLIPModel): Computes the loss (``loss``, ``parse_losses``).
+        feature_cache (FeatureCache): The whole batch's embeddings.
+
+    Returns:
+        tuple[dict, Tensor, Tensor]: The head's losses and logged values
+        (detached), and the gradients of the loss (``parse_losses``) for the
+        image and text embeddings, each ``(N, D)``.
+    """
+    with torch.enable_grad():
+        img = feature_cache.img.detach().requires_grad_()
+        txt = feature_cache.txt.detach().requires_grad_()
+        losses = model.loss(None, None, FeatureCache(img, txt))
+        loss, _ = model.parse_losses(losses)
+        img_grad, txt_grad = torch.autograd.grad(loss, (img, txt))
+    return ({key: value.detach() for key, value in losses.items()},
+            img_grad, txt_grad)
+
+
 def grad_cache_train_step(model: nn.Module, data, optim_wrapper,
                           accum_steps: int,
                           forward_module: Optional[nn.Module] = None) -> dict:
