@@ -68,6 +68,36 @@ def copy_source_tree(dest: str) -> list:
     return files
 
 
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for a process
+    group's rendezvous)."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def run_spawned(worker, args: tuple, nprocs: int, timeout_s: float) -> None:
+    """``worker(rank, *args)`` in ``nprocs`` spawned processes (multi-process
+    tests). A failing worker raises here and stops the others; so does a
+    run longer than ``timeout_s``."""
+    import time
+
+    import torch.multiprocessing as mp
+    ctx = mp.start_processes(worker, args=args, nprocs=nprocs, join=False,
+                             start_method='spawn')
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not ctx.join(timeout=0.5):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'spawned processes exceeded {timeout_s}s')
+    finally:
+        for proc in ctx.processes:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+
+
 def load_tool(relpath: str):
     """Import a script under ``tools/`` as a module (tools are not a
     package)."""

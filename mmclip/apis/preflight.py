@@ -23,8 +23,9 @@ from mmclip.models.pretrained import CheckpointMismatchError
 from mmclip.utils.checkpoint import UnsafeCheckpointError
 
 __all__ = [
-    'ConfigError', 'MissingFileError', 'USER_ERRORS', 'check_config_file',
-    'check_checkpoint', 'check_data_files', 'check_model_files'
+    'ConfigError', 'MissingFileError', 'USER_ERRORS', 'check_accumulation',
+    'check_config_file', 'check_checkpoint', 'check_data_files',
+    'check_model_files'
 ]
 
 # A config's header states how to prepare its data, e.g.
@@ -258,3 +259,45 @@ def check_model_files(cfg: Config, init_weights: bool = True) -> None:
         raise MissingFileError(
             f'{_missing(path)}: {key} of {cfg.filename} names it. {fix}, or '
             f'point the config at your copy with `--cfg-options {key}=...`.')
+
+
+def check_accumulation(cfg: Config) -> None:
+    """Refuse a ``model.accum_steps`` (gradient accumulation of
+    :class:`~mmclip.models.CLIPModel`) that cannot split the batch, before
+    the runner is built.
+
+    ``train_dataloader.batch_size`` is the batch of one process and of the
+    loss; it is cut into ``accum_steps`` micro-batches of equal size.
+
+    Raises:
+        ConfigError: ``accum_steps`` is not a positive integer, does not
+            divide the batch size, or is combined with mmengine's
+            ``optim_wrapper.accumulative_counts`` (one loss per micro-batch,
+            the other kind of accumulation).
+    """
+    steps = (cfg.get('model') or {}).get('accum_steps', 1)
+    if steps == 1:
+        return
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(
+            f'model.accum_steps={steps!r} in {cfg.filename} must be a '
+            'positive integer: the number of micro-batches each batch is '
+            'split into (1: no accumulation).')
+    batch = (cfg.get('train_dataloader') or {}).get('batch_size')
+    if isinstance(batch, int) and batch % steps:
+        divisors = [d for d in range(2, batch + 1) if batch % d == 0]
+        nearest = min(divisors, key=lambda d: abs(d - steps), default=1)
+        raise ConfigError(
+            f'model.accum_steps={steps} does not divide '
+            f'train_dataloader.batch_size={batch} of {cfg.filename} (the '
+            f'batch of one process, split into {steps} equal micro-'
+            f'batches): set the batch size to a multiple of {steps} (e.g. '
+            f'{-(-batch // steps) * steps}) or accum_steps to a divisor of '
+            f'{batch} (e.g. {nearest}), with --cfg-options.')
+    counts = (cfg.get('optim_wrapper') or {}).get('accumulative_counts', 1)
+    if counts != 1:
+        raise ConfigError(
+            f'model.accum_steps={steps} and optim_wrapper.'
+            f'accumulative_counts={counts} in {cfg.filename} both accumulate '
+            'gradients: keep accum_steps (one contrastive loss over the '
+            'whole batch) and set accumulative_counts=1.')

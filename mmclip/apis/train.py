@@ -7,8 +7,8 @@ from mmengine.config import Config
 from mmclip.utils.checkpoint import (UnsafeCheckpointError,
                                      mmclip_checkpoint_loading, unsafe_globals)
 from .launch import setup_distributed
-from .preflight import (ConfigError, MissingFileError, check_config_file,
-                        check_data_files, check_model_files)
+from .preflight import (ConfigError, MissingFileError, check_accumulation,
+                        check_config_file, check_data_files, check_model_files)
 
 # Plain wrappers and their AMP counterparts (``--amp`` switches between them).
 _AMP_WRAPPERS = {
@@ -135,10 +135,13 @@ def train(cfg: Config):
         MissingFileError: The training (or validation) data, the
             checkpoint to resume from, or a file the model reads (see
             :func:`~mmclip.apis.preflight.check_model_files`) is missing.
-        ConfigError: The launcher cannot run here.
+        ConfigError: The launcher cannot run here, or ``model.accum_steps``
+            cannot split the batch (:func:`~mmclip.apis.preflight.
+            check_accumulation`).
         UnsafeCheckpointError: See :func:`check_resumable`.
     """
     from mmclip.engine import build_runner
+    check_accumulation(cfg)
     check_resumable(cfg)
     check_data_files(cfg, ['train_dataloader'] +
                      (['val_dataloader'] if cfg.get('val_cfg') else []))

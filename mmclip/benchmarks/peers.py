@@ -27,6 +27,28 @@ ARCH_NAMES = {'b32': 'ViT-B/32', 'b16': 'ViT-B/16', 'b16-384': 'ViT-B/16@384',
               'l14': 'ViT-L/14', 'tiny': 'tiny'}
 
 
+def mmclip_arch_options(arch: str) -> dict:
+    """``cfg_options`` that turn mmclip's ViT-B/32 config into ``arch``
+    (``'_delete_'``: a dict replaces the config's arch name).
+
+    Args:
+        arch (str): A key of :data:`ARCHS`.
+
+    Returns:
+        dict: For :func:`mmclip.apis.get_model`.
+    """
+    (width, layers, heads, patch, px), (t_width, t_layers,
+                                        t_heads), dim = ARCHS[arch]
+    return {
+        'model.vision_backbone': dict(
+            arch=dict(_delete_=True, embed_dims=width, num_layers=layers,
+                      num_heads=heads, proj_dims=dim),
+            img_size=px, patch_size=patch),
+        'model.text_encoder.arch': dict(
+            _delete_=True, embed_dims=t_width, num_layers=t_layers,
+            num_heads=t_heads, proj_dims=dim)}
+
+
 def build_models(arch: str, libraries: Sequence[str], device: str,
                  dtype: torch.dtype) -> Dict[str, torch.nn.Module]:
     """The ``arch`` CLIP (QuickGELU) from each library, random weights, eval
@@ -48,16 +70,8 @@ def build_models(arch: str, libraries: Sequence[str], device: str,
     (width, layers, heads, patch, px), (t_width, t_layers,
                                         t_heads), dim = ARCHS[arch]
     builders = {
-        # The B/32 config with the arch in place of its own ('_delete_':
-        # a dict replaces the config's arch name).
-        'mmclip': lambda: get_model('clip_vit-base-p32', cfg_options={
-            'model.vision_backbone': dict(
-                arch=dict(_delete_=True, embed_dims=width, num_layers=layers,
-                          num_heads=heads, proj_dims=dim),
-                img_size=px, patch_size=patch),
-            'model.text_encoder.arch': dict(
-                _delete_=True, embed_dims=t_width, num_layers=t_layers,
-                num_heads=t_heads, proj_dims=dim)}),
+        'mmclip': lambda: get_model('clip_vit-base-p32',
+                                    cfg_options=mmclip_arch_options(arch)),
         'open_clip': lambda: open_clip.CLIP(
             dim, dict(width=width, layers=layers, head_width=width // heads,
                       patch_size=patch, image_size=px),

@@ -8,6 +8,7 @@ from typing import Union
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
+from mmclip.errors import ConfigError
 from .optimizers import amp_wrapper_for_cpu
 from .threads import configure_threads, thread_cap
 
@@ -67,6 +68,66 @@ def _runner_class(cfg: Config) -> type:
                                                   str) else runner_type
 
 
+#: The model wrapper of each distributed strategy of ``FlexibleRunner``
+#: when its config names none (mmengine's defaults).
+STRATEGY_WRAPPERS = {
+    'DDPStrategy': 'MMDistributedDataParallel',
+    'FSDPStrategy': 'MMFullyShardedDataParallel',
+}
+
+
+def use_accumulating_wrappers(cfg: Config) -> None:
+    """With ``model.accum_steps > 1``, wrap the model in mmclip's
+    accumulating DDP/FSDP wrapper instead of mmengine's (in place): only
+    those run the model's own training step
+    (:mod:`mmclip.models.wrappers.accumulating`). The wrapper's other
+    settings are kept; a run without a process group is not wrapped at all.
+
+    Raises:
+        ConfigError: The run's wrapper or strategy has no accumulating
+            counterpart (DeepSpeed runs its own backward).
+    """
+    if (cfg.get('model') or {}).get('accum_steps', 1) == 1:
+        return
+    from mmengine.runner import FlexibleRunner
+
+    from mmclip.models.wrappers import ACCUMULATING_WRAPPERS
+    flexible = issubclass(_runner_class(cfg), FlexibleRunner)
+    if flexible:
+        strategy = cfg.get('strategy')
+        if strategy is None:
+            if cfg.get('launcher', 'none') == 'none':
+                return  # SingleDeviceStrategy: no wrapper
+            strategy = cfg.strategy = dict(type='DDPStrategy')
+        kind = strategy.get('type')
+        if kind == 'SingleDeviceStrategy':
+            return
+        wrapper = strategy.get('model_wrapper') or {}
+        where = f'strategy {kind!r}'
+        wrapper_type = wrapper.get('type', STRATEGY_WRAPPERS.get(kind, kind))
+    else:
+        wrapper = cfg.get('model_wrapper_cfg') or dict(
+            # what Runner.wrap_model builds without a model_wrapper_cfg
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+        where = 'model_wrapper_cfg'
+        wrapper_type = wrapper.get('type', 'MMDistributedDataParallel')
+    if wrapper_type in ACCUMULATING_WRAPPERS.values():
+        return
+    if wrapper_type not in ACCUMULATING_WRAPPERS:
+        raise ConfigError(
+            f'model.accum_steps={cfg.model.accum_steps} runs the micro-'
+            f'batches through the model wrapper, and {where} uses '
+            f'{wrapper_type!r}, which cannot: use DDP or FSDP (mmengine\'s '
+            'wrappers, which mmclip swaps for its accumulating ones), or '
+            'set model.accum_steps=1.')
+    wrapper = dict(wrapper, type=ACCUMULATING_WRAPPERS[wrapper_type])
+    if flexible:
+        strategy['model_wrapper'] = wrapper
+    else:
+        cfg.model_wrapper_cfg = wrapper
+
+
 def build_runner(cfg: Config):
     """Build the runner of ``cfg`` for an mmclip run.
 
@@ -86,7 +147,9 @@ def build_runner(cfg: Config):
       (:func:`~mmclip.engine.threads.thread_cap`) when
       ``cfg.randomness.deterministic`` is set;
     - runs an AMP optim wrapper without a GPU as its CPU counterpart
-      (:func:`~mmclip.engine.optimizers.amp_wrapper_for_cpu`).
+      (:func:`~mmclip.engine.optimizers.amp_wrapper_for_cpu`);
+    - wraps a model with ``accum_steps > 1`` in mmclip's accumulating
+      DDP/FSDP wrapper (:func:`use_accumulating_wrappers`).
 
     Args:
         cfg (Config): A complete config (``work_dir`` set).
@@ -97,6 +160,7 @@ def build_runner(cfg: Config):
     cfg = copy.deepcopy(cfg)
     if cfg.get('optim_wrapper'):
         amp_wrapper_for_cpu(cfg.optim_wrapper)
+    use_accumulating_wrappers(cfg)
     threads = cfg.get('cpu_threads', 'auto')
     if threads in ('auto', None) and (cfg.get('randomness')
                                       or {}).get('deterministic'):

@@ -12,6 +12,7 @@ if has_torch():
     from .multimodal import *  # noqa: F401,F403
     from .pretrained import *  # noqa: F401,F403
     from .text_encoders import *  # noqa: F401,F403
+    from .wrappers import *  # noqa: F401,F403
 # Plain Python and numpy: the scoring-only install (mmclip.dependencies)
 # imports the tokenizer alone.
 from .tokenizers import *  # noqa: F401,F403

@@ -126,3 +126,23 @@ def test_ddp_and_fsdp_configs_train_the_same_batches_to_the_same_losses():
     assert fsdp == pytest.approx(ddp, rel=1e-5)
     assert len(set(ddp)) == 3  # the weights moved
     assert all(r['samples_per_s'] > 0 for r in results.values())
+
+
+@pytest.mark.slow
+def test_accumulated_step_memory_stays_near_one_micro_batch():
+    """The accum table (three fresh processes, tiny model): 4 x 64
+    accumulated peaks near one batch of 64, well below one batch of 256."""
+    from mmclip.benchmarks.accumulation import (format_accumulation_table,
+                                                measure_accumulation)
+    bench = load_tool('benchmarks/benchmark.py')
+    args = bench.parse_args(['--rows', 'accum', '--arch', 'tiny',
+                             '--train-batch', '64', '--accum-steps', '4',
+                             '--repeats', '1'])
+    results = measure_accumulation(args)
+    table = format_accumulation_table(results, 'cpu')
+    print(table)
+    small, accumulated, big = (r['peak_bytes'] for r in results.values())
+    assert [(r['batch'], r['micro_batch']) for r in results.values()] == [
+        (64, 64), (256, 64), (256, 256)]
+    assert accumulated - small < (big - small) / 4, table
+    assert '| 4 x 64 accumulated (accum_steps=4) | 256 | 64 |' in table

@@ -45,6 +45,7 @@ def test_the_expected_training_configs_exist():
             'clip_vit-base-p16_8xb512-amp-32e_cc3m.py',
             'siglip_vit-base-p16_8xb512-amp-32e_cc3m.py',
             'clip_vit-base-p16_8xb512-amp-fsdp-32e_cc3m.py',
+            'clip_vit-base-p16_4xb256-accum4-amp-32e_cc3m.py',
             'clip_vit-tiny-p8_1xb32-24e_digits-32px.py'} <= names
 
 
@@ -63,7 +64,8 @@ def test_config_trains_two_iterations(path, tmp_path, tiny_captions):
     cfg = Config.fromfile(path)
     pipeline = cfg.train_dataloader.dataset.pipeline
     cfg.train_dataloader = dict(
-        batch_size=2, num_workers=0,
+        # accumulating configs split the batch into accum_steps parts
+        batch_size=max(2, cfg.model.get('accum_steps', 1)), num_workers=0,
         sampler=dict(type='DefaultSampler', shuffle=True),
         dataset=dict(type='ImageTextDataset', data_root=tiny_captions,
                      ann_file='train.csv', pipeline=pipeline))

@@ -3,10 +3,12 @@
     python tools/benchmarks/benchmark.py [--arch b32|b16|b16-384|l14]
         [--device cpu|cuda] [--dtype fp32|bf16] [--compile]
         [--rows encode,tokenizer,...] [--repeats 5] [--image-batch 16]
-        [--text-batch 64] [--train-batch 32] [--out FILE] [--quick]
+        [--text-batch 64] [--train-batch 32] [--accum-steps 4] [--out FILE]
+        [--quick]
 
 Every library builds the same architecture (``--arch``, QuickGELU, random
-weights). Rows (``--rows``, all by default; docs/benchmarks.md has more):
+weights). Rows (``--rows``, all but ``accum`` by default; docs/benchmarks.md
+has more):
 
 - ``encode``: image encode, images/s; text encode of zero-shot prompts
   ("a photo of a {label}.") as the same 77-token ids everywhere, texts/s;
@@ -25,7 +27,12 @@ weights). Rows (``--rows``, all by default; docs/benchmarks.md has more):
   worker (:mod:`mmclip.benchmarks.pipelines`);
 - ``onnx`` (CPU only), a table of its own: mmclip's image encode exported to
   ONNX (``mmclip.deployment.export_onnx``) and run by ONNX Runtime vs
-  PyTorch eager, images/s (``--onnx-model``, default ViT-B/32).
+  PyTorch eager, images/s (``--onnx-model``, default ViT-B/32);
+- ``accum``, a table of its own: mmclip's train step on one batch of
+  ``--train-batch`` (B), on ``--accum-steps`` (K) x B accumulated
+  (``model.accum_steps``) and on one batch of K x B, each in a fresh
+  process: the step's peak memory (CPU: peak RSS; CUDA: peak allocated)
+  and samples/s (:mod:`mmclip.benchmarks.accumulation`).
 
 The encode and train rows are followed by their MFU: the FLOPs of one call
 counted from each library's model (:mod:`mmclip.benchmarks.flops`) times
@@ -52,7 +59,10 @@ from mmclip.benchmarks.peers import (ARCH_NAMES, ARCHS, LABELS, LIBRARIES,
 from mmclip.benchmarks.timing import best_rates, device_sync
 
 ROWS = ('encode', 'tokenizer', 'zero-shot', 'folder', 'train', 'pipeline',
-        'onnx')
+        'onnx', 'accum')
+#: Rows measured only when ``--rows`` names them (three fresh processes,
+#: one of them training on ``--accum-steps`` x ``--train-batch`` pairs).
+OPT_IN_ROWS = ('accum', )
 
 
 def measure_encoders(models: dict, args, sync, peak) -> dict:
@@ -225,11 +235,24 @@ def format_table(results: dict) -> str:
     return '\n'.join(lines)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else the platform's."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                if key.strip() == 'model name':
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def describe_machine(device: str) -> str:
     if device.startswith('cuda'):
         return f'{torch.cuda.get_device_name()}, torch {torch.__version__}'
-    return (f'{platform.processor() or platform.machine()}, '
-            f'{torch.get_num_threads()} threads, torch {torch.__version__}')
+    return (f'{cpu_name()}, {torch.get_num_threads()} threads, '
+            f'torch {torch.__version__}')
 
 
 def parse_args(argv=None):
@@ -241,7 +264,8 @@ def parse_args(argv=None):
     p.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'])
     p.add_argument('--compile', action='store_true',
                    help='run every model row through torch.compile')
-    p.add_argument('--rows', default=','.join(ROWS),
+    p.add_argument('--rows',
+                   default=','.join(r for r in ROWS if r not in OPT_IN_ROWS),
                    help=f'comma-separated subset of {",".join(ROWS)}')
     p.add_argument('--libraries', default=','.join(LIBRARIES),
                    help='comma-separated subset of the libraries (mmclip '
@@ -258,6 +282,9 @@ def parse_args(argv=None):
     p.add_argument('--image-batch', type=int, default=16)
     p.add_argument('--text-batch', type=int, default=64)
     p.add_argument('--train-batch', type=int, default=32)
+    p.add_argument('--accum-steps', type=int, default=4,
+                   help='micro-batches of the accumulated train step (accum '
+                   'row)')
     p.add_argument('--zs-classes', type=int, default=10)
     p.add_argument('--zs-templates', type=int, default=80)
     p.add_argument('--repeats', type=int, default=5)
@@ -301,15 +328,24 @@ def run(args) -> str:
     Returns:
         str: The tables (markdown).
     """
-    table = format_table(measure(args))
+    from mmclip.benchmarks.accumulation import (format_accumulation_table,
+                                                measure_accumulation)
+    results = measure(args)
+    tables = [format_table(results)] if results else []
     if 'onnx' in args.rows and args.device == 'cpu':  # ORT's CPU provider
-        table += '\n\n' + format_onnx_table(measure_onnx_image_encode(args))
+        tables.append(format_onnx_table(measure_onnx_image_encode(args)))
+    if 'accum' in args.rows:
+        tables.append(format_accumulation_table(measure_accumulation(args),
+                                                args.device))
+    table = '\n\n'.join(tables)
+    accum = (f', accum steps {args.accum_steps}'
+             if 'accum' in args.rows else '')
     header = (
         f'{ARCH_NAMES[args.arch]}, {args.dtype}'
         f'{", torch.compile" if args.compile else ""}, '
         f'{describe_machine(args.device)}; image batch {args.image_batch}, '
-        f'text batch {args.text_batch}, train batch {args.train_batch}, '
-        f'best of {args.repeats}')
+        f'text batch {args.text_batch}, train batch {args.train_batch}'
+        f'{accum}, best of {args.repeats}')
     print(header)
     print(table)
     if args.out:

@@ -25,10 +25,14 @@ class NonFiniteSkipMixin:
     """
     num_skipped_steps = 0
 
-    def update_params(self, loss: torch.Tensor, step_kwargs=None,
-                      zero_kwargs=None) -> None:
+    def skip_if_nonfinite(self, loss: torch.Tensor,
+                          zero_kwargs=None) -> bool:
+        """Whether ``loss`` is NaN/Inf on any rank; if so, the step is
+        skipped here (gradients cleared, logged, counted). Also called by
+        :func:`~mmclip.models.multimodal.grad_cache.grad_cache_train_step`
+        before it back-propagates any micro-batch."""
         if all_ranks_finite(loss):
-            return super().update_params(loss, step_kwargs, zero_kwargs)
+            return False
         self.num_skipped_steps += 1
         self.zero_grad(**(zero_kwargs or {}))
         it = MessageHub.get_current_instance().get_info('iter', default=-1)
@@ -36,6 +40,12 @@ class NonFiniteSkipMixin:
             f'Non-finite loss ({loss.detach().float().item()}) at iteration '
             f'{it + 1}: step skipped, weights unchanged '
             f'({self.num_skipped_steps} skipped so far).')
+        return True
+
+    def update_params(self, loss: torch.Tensor, step_kwargs=None,
+                      zero_kwargs=None) -> None:
+        if not self.skip_if_nonfinite(loss, zero_kwargs):
+            super().update_params(loss, step_kwargs, zero_kwargs)
 
 
 @OPTIM_WRAPPERS.register_module()

@@ -1,7 +1,8 @@
 """The CLIP model: image tower + text tower + learnable temperature."""
 import math
+import warnings
 from itertools import chain
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -10,6 +11,8 @@ from mmengine.model import BaseModel
 
 from mmclip.registry import MODELS, TOKENIZER
 from ..utils.text_embedder import TextEmbedder, text_tower_fingerprint
+from .grad_cache import (FeatureCache, grad_cache_train_step,
+                         loss_and_feature_grads)
 
 # OpenAI's normalisation, in the 0-255 range mmpretrain's preprocessors use.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -55,6 +58,16 @@ class CLIPModel(BaseModel):
             prompts, or a retrieval head. It gets the image embeddings, a
             :class:`TextEmbedder` (:meth:`text_embedder`) and
             ``logit_scale``, not the model. Defaults to None.
+        accum_steps (int): Micro-batches per training step: each batch of
+            the dataloader (``K x B`` samples per process) is embedded and
+            back-propagated ``B`` samples at a time, with the loss,
+            gradients and logged values of the whole batch (GradCache, see
+            :mod:`~mmclip.models.multimodal.grad_cache`): the contrastive
+            batch of ``K x B`` with about the activation memory of ``B``,
+            for one more forward pass of the towers. Under DDP/FSDP the
+            runner needs mmclip's accumulating wrappers, which
+            :func:`mmclip.engine.build_runner` sets. Defaults to 1 (one
+            pass).
         data_preprocessor (dict, optional): Defaults to
             :class:`~mmclip.models.utils.CLIPDataPreprocessor` (mmpretrain's
             ``ClsDataPreprocessor``, copying without blocking) with OpenAI's
@@ -71,8 +84,13 @@ class CLIPModel(BaseModel):
                  nonscalar_logit_scale: bool = False,
                  head: Optional[dict] = None,
                  predict_head: Optional[dict] = None,
+                 accum_steps: int = 1,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
+        if isinstance(accum_steps, bool) or not isinstance(
+                accum_steps, int) or accum_steps < 1:
+            raise ValueError(
+                f'accum_steps must be a positive int, got {accum_steps!r}.')
         if data_preprocessor is None:
             data_preprocessor = dict(CLIP_DATA_PREPROCESSOR)
         super().__init__(
@@ -93,6 +111,7 @@ class CLIPModel(BaseModel):
         self.head = _build(MODELS, head) if head else None
         self.predict_head = (
             _build(MODELS, predict_head) if predict_head else None)
+        self.accum_steps = accum_steps
         # text_fingerprint()'s memo: the hash and the tensors' stamp.
         self._text_fingerprint = self._text_stamp = None
 
@@ -233,12 +252,39 @@ class CLIPModel(BaseModel):
             'Training samples carry no caption: add `TokenizeText` (or a '
             'transform that sets `text`) to the training pipeline.')
 
-    def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
-        """Contrastive loss of a batch of image-caption pairs.
+    def pair_features(self, inputs: torch.Tensor,
+                      data_samples: list) -> Tuple[torch.Tensor, torch.Tensor]:
+        """L2-normalised embeddings of a batch of image-caption pairs.
 
         Args:
             inputs (Tensor): Preprocessed images ``(B, 3, H, W)``.
-            data_samples (list[DataSample]): With ``text_ids`` (or ``text``).
+            data_samples (list[DataSample]): With ``text_ids`` (or
+                ``text``).
+
+        Returns:
+            tuple[Tensor, Tensor]: Image and text embeddings, each
+            ``(B, embed_dims)``.
+        """
+        return (self.encode_image(inputs, normalize=True),
+                self.encode_text(self.text_ids_of(data_samples),
+                                 normalize=True))
+
+    def loss(self,
+             inputs: Optional[torch.Tensor],
+             data_samples: Optional[list],
+             feature_cache: Optional[FeatureCache] = None) -> dict:
+        """Contrastive loss of a batch of image-caption pairs.
+
+        Args:
+            inputs (Tensor, optional): Preprocessed images ``(B, 3, H, W)``;
+                None when every embedding comes from ``feature_cache``.
+            data_samples (list[DataSample], optional): With ``text_ids``
+                (or ``text``).
+            feature_cache (FeatureCache, optional): Embeddings of a larger
+                batch (gradient accumulation, :meth:`train_step`): the loss
+                covers all of its rows, those of ``feature_cache.rows``
+                embedded afresh from ``inputs``. Defaults to None (the loss
+                of ``inputs``).
 
         Returns:
             dict: ``loss`` plus logged values from the head.
@@ -248,28 +294,75 @@ class CLIPModel(BaseModel):
                 "CLIPModel has no training head: mode='loss' needs "
                 "head=dict(type='CLIPContrastiveHead') (CLIP's loss) or "
                 "head=dict(type='SigLIPHead') in the model config.")
-        img = self.encode_image(inputs, normalize=True)
-        txt = self.encode_text(self.text_ids_of(data_samples), normalize=True)
+        if feature_cache is None:
+            if (self.accum_steps > 1 and self.training
+                    and torch.is_grad_enabled()):
+                warnings.warn(
+                    f'CLIPModel(accum_steps={self.accum_steps}) computed a '
+                    'training loss in one pass: accumulation runs in '
+                    'train_step, which DDP/FSDP reach through mmclip\'s '
+                    'Accumulating* model wrappers (mmclip.engine.'
+                    'build_runner sets them).')
+            img, txt = self.pair_features(inputs, data_samples)
+        elif inputs is None:
+            img, txt = feature_cache.img, feature_cache.txt
+        else:
+            img, txt = feature_cache.splice(
+                *self.pair_features(inputs, data_samples))
         return self.head.loss(img, txt, self.logit_scale)
 
+    def train_step(self,
+                   data: dict,
+                   optim_wrapper,
+                   forward_module: Optional[nn.Module] = None) -> dict:
+        """mmengine's training step; with ``accum_steps > 1`` the batch is
+        processed in micro-batches (:func:`grad_cache_train_step`).
+
+        Args:
+            data (dict): A batch from the dataloader.
+            optim_wrapper (OptimWrapper): Steps the optimizer.
+            forward_module (nn.Module, optional): The DDP/FSDP wrapper
+                around this model, which the micro-batches' forwards go
+                through (mmclip's accumulating wrappers pass themselves).
+                Defaults to None (this model).
+
+        Returns:
+            dict[str, Tensor]: The logged values of the batch.
+        """
+        if self.accum_steps == 1:
+            return super().train_step(data, optim_wrapper)
+        return grad_cache_train_step(self, data, optim_wrapper,
+                                     self.accum_steps, forward_module)
+
     def forward(self,
-                inputs: torch.Tensor,
+                inputs: Optional[torch.Tensor],
                 data_samples: Optional[list] = None,
-                mode: str = 'tensor'):
+                mode: str = 'tensor',
+                feature_cache: Optional[FeatureCache] = None):
         """mmengine's entry point.
 
         Args:
             inputs (Tensor): Preprocessed images ``(B, 3, H, W)``.
             data_samples (list, optional): Per-sample annotations (texts for
-                ``'loss'``, labels for ``'predict'``).
+                ``'loss'`` and ``'features'``, labels for ``'predict'``).
             mode (str): ``'tensor'`` returns image embeddings ``(B, D)``;
-                ``'loss'`` a dict of losses from ``head``; ``'predict'`` data
-                samples with predictions from ``predict_head``.
+                ``'features'`` both normalised embeddings
+                (:meth:`pair_features`); ``'loss'`` a dict of losses from
+                ``head``; ``'feature_grads'`` the loss of ``feature_cache``
+                and its gradients (:func:`loss_and_feature_grads`);
+                ``'predict'``
+                data samples with predictions from ``predict_head``.
+            feature_cache (FeatureCache, optional): For ``'loss'`` and
+                ``'feature_grads'``, see :meth:`loss`. Defaults to None.
         """
         if mode == 'tensor':
             return self.encode_image(inputs)
+        if mode == 'features':
+            return self.pair_features(inputs, data_samples)
+        if mode == 'feature_grads':
+            return loss_and_feature_grads(self, feature_cache)
         if mode == 'loss':
-            return self.loss(inputs, data_samples)
+            return self.loss(inputs, data_samples, feature_cache)
         if mode == 'predict':
             if self.predict_head is None:
                 raise RuntimeError(
@@ -278,5 +371,5 @@ class CLIPModel(BaseModel):
             return self.predict_head.predict(
                 self.encode_image(inputs), self.text_embedder(),
                 data_samples, logit_scale=self.logit_scale)
-        raise ValueError(f"Invalid mode {mode!r}: use 'tensor', 'loss' or "
-                         "'predict'.")
+        raise ValueError(f"Invalid mode {mode!r}: use 'tensor', "
+                         "'features', 'loss', 'feature_grads' or 'predict'.")

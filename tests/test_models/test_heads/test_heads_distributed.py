@@ -18,19 +18,17 @@ time), then ranks 0-1 regroup for a 2-process run.
 import contextlib
 import math
 import os
-import socket
 import tempfile
-import time
 from datetime import timedelta
 from unittest import mock
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
 
+from conftest import free_loopback_port, run_spawned
 from mmclip.models.heads import CLIPContrastiveHead, SigLIPHead
 
 # Spawns process groups of 4 and 2 ranks once for the module (~20 s).
@@ -240,34 +238,12 @@ def _worker(rank: int, runs: list, path: str):
         torch.save(all_results, path)
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def spawn(world_sizes=WORLD_SIZES) -> dict:
     """``{world_size: {case: rank-averaged result}}`` of one spawn."""
-    runs = [(w, _free_loopback_port()) for w in world_sizes]
+    runs = [(w, free_loopback_port()) for w in world_sizes]
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, 'results.pth')
-        ctx = mp.start_processes(
-            _worker,
-            args=(runs, path),
-            nprocs=max(world_sizes),
-            join=False,
-            start_method='spawn')
-        deadline = time.monotonic() + TIMEOUT_S
-        try:
-            # join() raises (and stops the others) if a worker fails.
-            while not ctx.join(timeout=0.5):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f'gloo runs exceeded {TIMEOUT_S}s')
-        finally:
-            for proc in ctx.processes:
-                if proc.is_alive():
-                    proc.terminate()
-                    proc.join(5)
+        run_spawned(_worker, (runs, path), max(world_sizes), TIMEOUT_S)
         results = torch.load(path)
         for world_size in world_sizes:
             results[world_size]['zero_shot'] = [
