@@ -96,4 +96,8 @@ def test_train_test_infer_fine_tune_wise_ft_from_any_folder(tmp_path):
                       '--cfg-options',
                       'test_dataloader.dataset.ann_file=val_shifted.csv')
     assert 0 <= float(TOP1.findall(tested)[-1]) <= 100
-    assert 'val_shifted.csv' in tested
+    # The console shows the result; the run's log in its work dir holds the
+    # config, with the test set --cfg-options named.
+    test_logs = sorted((cwd / 'work_dirs').glob(
+        'clip_vit-tiny-p8_ft-1xb64-10e_digits-32px/*/*.log'))
+    assert "ann_file='val_shifted.csv'" in test_logs[-1].read_text()
