@@ -83,14 +83,14 @@ class CommandChecker:
             raise AssertionError(f'no checker for {line!r}')
 
     def script(self, script: str, args: list):
-        """``tools/{train,test}.py`` (and the data tool) parse ``args``;
-        configs named by path exist."""
+        """``tools/{train,test}.py`` parse ``args`` (their launcher is
+        recorded, configs named by path exist); any other tool of the guide
+        (the data tool, a benchmark) parses them with its own parser."""
         name = osp.relpath(osp.join(REPO_ROOT, script), REPO_ROOT)
-        if name.endswith('prepare_digits.py'):
-            load_tool('dataset_converters/prepare_digits.py').parse_args(
-                args)
+        if name not in ('tools/train.py', 'tools/test.py'):
+            assert name.startswith('tools/'), script
+            load_tool(osp.relpath(name, 'tools')).parse_args(args)
             return None
-        assert name in ('tools/train.py', 'tools/test.py'), script
         tool = load_tool(osp.basename(name))
         parsed = tool.parse_args(args)
         self.seen.add(f'{osp.basename(name)} --launcher {parsed.launcher}')
@@ -222,7 +222,11 @@ def test_help_answers_without_loading_torch():
 def test_every_training_config_states_its_base_batch_size():
     """``auto_scale_lr.base_batch_size`` is the ``{N}xb{B}`` of a training
     config's name (N processes x B per process; OpenMMLab names training
-    configs so), the global batch its learning rate was set for."""
+    configs so), the global batch its learning rate was set for. With
+    ``-accum{K}`` and exact contrastive accumulation (``model.accum_steps``)
+    a process loads K micro-batches of B at once, and the batch of the
+    loss, which ``--auto-scale-lr`` counts, is N x K x B; with mmengine's
+    ``accumulative_counts`` it loads B and counts N x B."""
     checked = 0
     for root, _, files in os.walk(osp.join(REPO_ROOT, 'configs')):
         if '_base_' in root:
@@ -233,6 +237,10 @@ def test_every_training_config_states_its_base_batch_size():
                 continue
             cfg = Config.fromfile(osp.join(root, name))
             procs, per_proc = map(int, match.groups())
+            accum = re.search(r'-accum(\d+)', name)
+            if accum and cfg.model.get('accum_steps', 1) > 1:
+                assert cfg.model.accum_steps == int(accum.group(1)), name
+                per_proc *= cfg.model.accum_steps
             assert cfg.train_dataloader.batch_size == per_proc, name
             base = (cfg.get('auto_scale_lr') or {}).get('base_batch_size')
             assert base == procs * per_proc, (
