@@ -9,6 +9,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from mmclip.errors import ConfigError
 from mmclip.model_index import (find_model_info, get_model_info, list_models,
                                 no_published_weights)
 # Loading is the models' (ZeroShotInit uses it too); mmclip.apis re-exports
@@ -42,8 +43,9 @@ def find_config(name: str) -> str:
         str: The config path.
 
     Raises:
-        ValueError: For an unknown name, listing the closest names and
-            :func:`model_names`.
+        ConfigError: For an unknown name, listing the closest names and
+            :func:`model_names` (a ``ValueError``, which callers caught
+            before).
     """
     models_base = osp.join('_base_', 'models', '')
     for root in config_roots():
@@ -56,8 +58,8 @@ def find_config(name: str) -> str:
     available = model_names()
     close = difflib.get_close_matches(name, available, n=3, cutoff=0.6)
     hint = f' Did you mean {" or ".join(close)}?' if close else ''
-    raise ValueError(f'Unknown model {name!r}.{hint} Pass a config file path '
-                     f'or one of {available}.')
+    raise ConfigError(f'Unknown model {name!r}.{hint} Pass a config file '
+                      f'path or one of {available}.')
 
 
 def model_names() -> list:

@@ -8,6 +8,7 @@ import pytest
 from conftest import REPO_ROOT, load_tool
 from mmclip.apis import find_config, list_models
 from mmclip.apis.model import model_names
+from mmclip.errors import ConfigError
 
 BASE = osp.join(REPO_ROOT, 'configs', '_base_')
 NOT_MODELS = sorted(
@@ -28,7 +29,8 @@ def test_model_names_are_the_index_and_the_architectures():
 
 
 def test_unknown_name_lists_models_and_the_closest():
-    with pytest.raises(ValueError) as info:
+    # A ConfigError: the tools print it as one error line.
+    with pytest.raises(ConfigError) as info:
         find_config('clip_vit-base-p32_zeroshot-cls_in1')
     message = str(info.value)
     assert 'Did you mean clip_vit-base-p32_zeroshot-cls_in1k' in message
