@@ -1,6 +1,7 @@
 """Deployment: export a CLIP to ONNX (:func:`export_onnx`, needs PyTorch)
 and score with the exported files (:class:`OnnxCLIP`, does not)."""
-from .onnx_runtime import META_FILE, OnnxCLIP, read_export_meta
+from .onnx_inputs import META_FILE, read_export_meta
+from .onnx_runtime import OnnxCLIP
 
 __all__ = ['META_FILE', 'OnnxCLIP', 'export_onnx', 'read_export_meta']
 

@@ -36,7 +36,8 @@ from mmengine.logging import MMLogger
 
 from mmclip.models.utils import resolve_scale
 from mmclip.version import __version__
-from .onnx_runtime import META_FILE, META_VERSION, OnnxCLIP
+from .onnx_inputs import META_FILE, META_VERSION
+from .onnx_runtime import OnnxCLIP
 
 IMAGE_FILE = 'image_encoder.onnx'
 TEXT_FILE = 'text_encoder.onnx'

@@ -15,137 +15,19 @@ rounding, mmcv ``CenterCrop``'s offsets, normalisation ``(x - 255 mean) /
 end-of-text token (exact, see ``CLIPTextTransformer``), then the prompt
 ensemble and softmax of :func:`mmclip.apis.inference_model`.
 """
-import json
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
-from PIL import Image, ImageOps
 
 from mmclip.deprecation import renamed_argument
 from mmclip.zero_shot_cache import (DEFAULT_CACHE_DIR, files_fingerprint,
                                     load_cached_classifier,
                                     save_cached_classifier,
                                     zero_shot_cache_key)
-
-ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
-
-#: The sidecar's name in an export folder, and the format version it holds.
-#: Version 2 calls the multipliers ``scale``; version 1 (still read) called
-#: them ``logit_scale``, the name of the model's log temperature.
-META_FILE = 'mmclip_onnx.json'
-META_VERSION = 2
-
-
-def read_export_meta(export_dir: str) -> dict:
-    """The sidecar of an export folder.
-
-    Args:
-        export_dir (str): A folder written by
-            :func:`mmclip.deployment.export_onnx`.
-
-    Returns:
-        dict: See :func:`mmclip.deployment.onnx_export.export_meta`.
-    """
-    path = osp.join(export_dir, META_FILE)
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'{export_dir!r} has no {META_FILE}: export the model with '
-            '`python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT '
-            f'--out {export_dir}`.')
-    with open(path) as f:
-        meta = json.load(f)
-    if meta.get('format_version') == 1:
-        for part in (meta, meta.get('zero_shot') or {}):
-            part['scale'] = part.pop('logit_scale')
-    elif meta.get('format_version') != META_VERSION:
-        raise ValueError(
-            f'{path} has format_version {meta.get("format_version")!r}; this '
-            f'mmclip reads versions 1 to {META_VERSION}. Export the model '
-            'again with this mmclip.')
-    return meta
-
-
-def load_rgb(image: ImageLike) -> np.ndarray:
-    """One image as an ``(H, W, 3)`` uint8 RGB array, decoded with Pillow.
-
-    Files get their EXIF orientation applied; transparency is composited
-    over white and other modes (grey, palette, CMYK) converted to RGB, as
-    :func:`mmclip.apis.load_image` does for 8-bit images.
-
-    Args:
-        image (str | Path | np.ndarray | PIL.Image.Image): A file, an RGB
-            ``(H, W, 3)`` / RGBA ``(H, W, 4)`` / grey ``(H, W)`` uint8 array,
-            or a PIL image.
-
-    Returns:
-        np.ndarray: ``(H, W, 3)`` uint8.
-    """
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
-                image.ndim == 3 and image.shape[2] not in (3, 4)):
-            raise ValueError(
-                'Expected an (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) grey '
-                f'uint8 array, got {image.dtype} of shape {image.shape}.')
-        image = Image.fromarray(image)
-    elif isinstance(image, (str, os.PathLike)):
-        try:
-            with Image.open(image) as file:
-                image = ImageOps.exif_transpose(file)
-        except (OSError, ValueError) as err:
-            raise ValueError(f'Cannot read image {os.fspath(image)!r}: '
-                             f'{err}') from None
-    elif not isinstance(image, Image.Image):
-        raise ValueError('Expected an image path, a PIL image or a numpy '
-                         f'array, got {type(image).__name__}.')
-    if image.mode in ('RGBA', 'LA', 'PA') or 'transparency' in image.info:
-        rgba = image.convert('RGBA')
-        image = Image.alpha_composite(
-            Image.new('RGBA', rgba.size, (255, 255, 255, 255)), rgba)
-    return np.array(image.convert('RGB'), dtype=np.uint8)
-
-
-def preprocess_image(rgb: np.ndarray, image_meta: dict) -> np.ndarray:
-    """Resize the short side, centre-crop and normalise one image.
-
-    Args:
-        rgb (np.ndarray): ``(H, W, 3)`` uint8 RGB.
-        image_meta (dict): The sidecar's ``image`` entry: ``resize_short``,
-            ``crop_size``, ``interpolation`` (a Pillow filter name),
-            ``mean`` and ``std`` (RGB, 0-1 range).
-
-    Returns:
-        np.ndarray: ``(3, crop_size, crop_size)`` float32.
-    """
-    h, w = rgb.shape[:2]
-    short, crop = image_meta['resize_short'], image_meta['crop_size']
-    # mmpretrain's ResizeEdge: the short side to `short`, the long one
-    # truncated (int), as torchvision's Resize does for OpenAI CLIP.
-    size = (short, int(short * h / w)) if w < h else (int(short * w / h),
-                                                      short)
-    resample = Image.Resampling[image_meta['interpolation'].upper()]
-    img = np.asarray(Image.fromarray(rgb).resize(size, resample))
-    # mmcv's CenterCrop offsets.
-    top = max(0, int(round((img.shape[0] - crop) / 2.)))
-    left = max(0, int(round((img.shape[1] - crop) / 2.)))
-    img = img[top:top + crop, left:left + crop]
-    # As mmpretrain's ClsDataPreprocessor: 0-255 pixels, 0-255 mean/std
-    # (scaled in float64: the float32 values of the model's buffers).
-    mean = (255 * np.asarray(image_meta['mean'])).astype(np.float32)
-    std = (255 * np.asarray(image_meta['std'])).astype(np.float32)
-    return ((img.astype(np.float32) - mean) / std).transpose(2, 0, 1)
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (``torch.nn.functional.normalize``)."""
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis."""
-    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+from .onnx_inputs import (ImageLike, l2_normalize, load_rgb, preprocess_image,
+                          read_export_meta, softmax)
 
 
 class OnnxCLIP:
