@@ -2,6 +2,7 @@
 line: what it writes, that captions and prompts say what is drawn, that
 the prompts are new to the captions, and that a rerun does nothing."""
 import csv
+import os
 import os.path as osp
 import re
 
@@ -34,7 +35,8 @@ def shapes(tmp_path_factory):
 def test_layout_and_counts(shapes):
     root, meta = shapes
     assert not meta['skipped']
-    assert (meta['num_train'], meta['num_val']) == (5 * 8, 3 * 8)
+    assert (meta['num_train'], meta['num_val']) == (5 * len(SHAPES),
+                                                    3 * len(SHAPES))
     train = read_csv(osp.join(root, 'train.csv'))
     val = read_csv(osp.join(root, 'val.csv'))
     assert list(train[0]) == ['filepath', 'title', 'label']
@@ -98,16 +100,60 @@ def test_drawings_differ_by_shape_and_take_the_colour():
                 assert (pixels[a] != pixels[b]).sum() > 20, (a, b)
 
 
+def written_files(root):
+    """``{relative path: bytes}`` of everything under ``root``."""
+    files = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = osp.join(folder, name)
+            with open(path, 'rb') as f:
+                files[osp.relpath(path, root)] = f.read()
+    return files
+
+
+def test_same_seed_same_files(shapes, tmp_path):
+    root, _ = shapes
+    again = str(tmp_path / 'again')
+    prepare_shapes(again, num_train=5, num_val=3)
+    assert written_files(again) == written_files(root)
+    other = str(tmp_path / 'other')
+    prepare_shapes(other, num_train=5, num_val=3, seed=1)
+    other_files = written_files(other)
+    assert other_files.keys() == written_files(root).keys()
+    assert other_files['train.csv'] != written_files(root)['train.csv']
+    # more training images leave the held-out ones as they were
+    more = str(tmp_path / 'more')
+    prepare_shapes(more, num_train=7, num_val=3)
+    held_out = {k: v for k, v in written_files(root).items()
+                if 'val' in k}
+    assert held_out == {k: v for k, v in written_files(more).items()
+                        if 'val' in k}
+
+
+def test_written_captions_never_hold_a_prompt(shapes):
+    root, _ = shapes
+    prompts = [t.format(shape).rstrip('.') for t in ZERO_SHOT_TEMPLATES
+               for shape in SHAPES]
+    for row in read_csv(osp.join(root, 'train.csv')):
+        for prompt in prompts:
+            assert prompt not in row['title'], (prompt, row['title'])
+
+
 def test_rerun_and_cli(shapes, tmp_path, capsys):
     root, meta = shapes
+    before = {path: os.stat(osp.join(root, path)).st_mtime_ns
+              for path in written_files(root)}
     assert prepare_shapes(root, num_train=5, num_val=3)['skipped']
+    assert before == {path: os.stat(osp.join(root, path)).st_mtime_ns
+                      for path in written_files(root)}
     tool = load_tool('dataset_converters/prepare_shapes.py')
     out = str(tmp_path / 's')
     argv = [out, '--size', '24', '--num-train', '2', '--num-val', '1']
     assert tool.main(argv) == 0 and tool.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [f'{out}: 16 train / 8 val images, written.',
-                     f'{out}: 16 train / 8 val images, already up to date.']
+    counts = f'{2 * len(SHAPES)} train / {len(SHAPES)} val images'
+    assert lines == [f'{out}: {counts}, written.',
+                     f'{out}: {counts}, already up to date.']
     assert tool.main([out, '--size', '8']) == 1
     assert capsys.readouterr().err == (
         'error: size=8: shapes need at least 16 pixels.\n')

@@ -5,8 +5,8 @@ Example::
 
     python tools/dataset_converters/prepare_shapes.py data/shapes
 
-writes 8 shapes x 150 training images with captions (``train.csv``,
-open_clip's ``filepath,title``), 8 x 40 held-out images with their shape
+writes 6 shapes x 150 training images with captions (``train.csv``,
+open_clip's ``filepath,title``), 6 x 40 held-out images with their shape
 (``val.csv``), ``classnames.txt`` and ``templates.txt`` into
 ``data/shapes``; the same arguments again do nothing. See
 :func:`mmclip.datasets.shapes.prepare_shapes`, which does the work.
