@@ -61,7 +61,9 @@ def _param(path):
 def test_config_trains_two_iterations(path, tmp_path, tiny_captions):
     from mmclip.apis import train
     cfg = Config.fromfile(path)
-    pipeline = cfg.train_dataloader.dataset.pipeline
+    dataset = cfg.train_dataloader.dataset
+    # A ConcatDataset (captions replayed among the user's): the first one's.
+    pipeline = (dataset.get('datasets') or [dataset])[0].pipeline
     cfg.train_dataloader = dict(
         batch_size=2, num_workers=0,
         sampler=dict(type='DefaultSampler', shuffle=True),
