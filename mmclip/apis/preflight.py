@@ -167,8 +167,8 @@ def check_data_files(cfg: Config, loaders: Sequence[str]) -> None:
         for path, key in _dataset_files(dataset, f'{loader}.dataset'):
             if _REMOTE.match(path) or osp.exists(path):
                 continue
-            commands = _PREPARE_COMMAND.findall(cfg.text)
-            prepare = (f'Prepare the data with `{commands[0]}`' if commands
+            command = _prepare_command(cfg.text, path)
+            prepare = (f'Prepare the data with `{command}`' if command
                        else 'Prepare the data as the comments of '
                        f'{cfg.filename} (and of its _base_ files) describe')
             raise MissingFileError(
@@ -176,6 +176,21 @@ def check_data_files(cfg: Config, loaders: Sequence[str]) -> None:
                 f'reads it. {prepare}, or point the config at your copy '
                 f'with `--cfg-options {key}=...`.')
         _check_captions(dataset, f'{loader}.dataset', cfg.filename)
+
+
+def _prepare_command(cfg_text: str, path: str) -> Optional[str]:
+    """The preparation command of a config's comments that writes
+    ``path``: the one naming ``path``'s folder or a folder above it, else
+    the first (a config reading two prepared sets, such as a fine-tune
+    with replayed pretraining data, states both), else None."""
+    commands = _PREPARE_COMMAND.findall(cfg_text)
+    path = osp.normpath(path)
+    for command in commands:
+        for word in command.split()[2:]:
+            folder = osp.normpath(word)
+            if path == folder or path.startswith(folder + os.sep):
+                return command
+    return commands[0] if commands else None
 
 
 def _check_captions(dataset: dict, key: str, config: str) -> None:
