@@ -4,7 +4,7 @@ the B/32 recipe (towers shrunk to the converted checkpoint's tiny widths),
 test, WiSE-FT with the converted weights, test, and sweep alpha. It checks
 that every step runs and hands the next what it needs, and that the
 numbers agree between the tools; learning is measured on the digits CLIP in
-test_caption_concepts.py."""
+test_digits_pretraining.py."""
 import json
 import os.path as osp
 import re
