@@ -84,34 +84,51 @@ def _shortest_path(path: str) -> str:
     return path if relative.startswith('..') else relative
 
 
+def _nested_datasets(dataset: dict, key: str) -> Iterator[Tuple[dict, str]]:
+    """``(dataset config, its config key)`` of ``dataset`` and of the
+    datasets it wraps (``dataset``, ``datasets``), at any depth."""
+    if not isinstance(dataset, dict):
+        return
+    yield dataset, key
+    yield from _nested_datasets(dataset.get('dataset'), f'{key}.dataset')
+    for i, sub in enumerate(dataset.get('datasets') or []):
+        yield from _nested_datasets(sub, f'{key}.datasets.{i}')
+
+
 def _dataset_files(dataset: dict, key: str) -> Iterator[Tuple[str, str]]:
     """``(local path, config key that moves it)`` of the annotation files,
     folders and class-name files a dataset config reads, wrapped datasets
-    (``dataset``, ``datasets``) included."""
-    if not isinstance(dataset, dict) or _downloads(dataset):
-        return
-    data_root = dataset.get('data_root') or ''
-    ann_file = dataset.get('ann_file')
-    shards = dataset.get('shards')
-    if isinstance(ann_file, str) and ann_file:
-        # Joined as mmengine's BaseDataset joins them.
-        if osp.isabs(ann_file) or not data_root:
-            yield ann_file, f'{key}.ann_file'
-        else:
-            yield osp.join(data_root, ann_file), f'{key}.data_root'
-    elif isinstance(shards, str):
-        # webdataset's brace pattern: the folder of the shards.
-        yield osp.dirname(shards) or '.', f'{key}.shards'
-    elif isinstance(data_root, str) and data_root:
-        yield data_root, f'{key}.data_root'
-    classes = dataset.get('classes')
-    if isinstance(classes, str):  # a file of class names (mmpretrain)
-        yield osp.expanduser(classes), f'{key}.classes'
-    inner = dataset.get('dataset')
-    if isinstance(inner, dict):
-        yield from _dataset_files(inner, f'{key}.dataset')
-    for i, sub in enumerate(dataset.get('datasets') or []):
-        yield from _dataset_files(sub, f'{key}.datasets.{i}')
+    included."""
+    for dataset, key in _nested_datasets(dataset, key):
+        if _downloads(dataset):
+            continue
+        data_root = dataset.get('data_root') or ''
+        ann_file = dataset.get('ann_file')
+        shards = dataset.get('shards')
+        if isinstance(ann_file, str) and ann_file:
+            # Joined as mmengine's BaseDataset joins them.
+            if osp.isabs(ann_file) or not data_root:
+                yield ann_file, f'{key}.ann_file'
+            else:
+                yield osp.join(data_root, ann_file), f'{key}.data_root'
+        elif isinstance(shards, str):
+            # webdataset's brace pattern: the folder of the shards.
+            yield osp.dirname(shards) or '.', f'{key}.shards'
+        elif isinstance(data_root, str) and data_root:
+            yield data_root, f'{key}.data_root'
+        classes = dataset.get('classes')
+        if isinstance(classes, str):  # a file of class names (mmpretrain)
+            yield osp.expanduser(classes), f'{key}.classes'
+
+
+def _dataset_class(dataset: dict) -> Optional[type]:
+    """The class a dataset config builds, None if it names no registered
+    class."""
+    from mmclip.registry import DATASETS
+    dataset_type = dataset.get('type')
+    dataset_cls = DATASETS.get(dataset_type) if isinstance(
+        dataset_type, str) else dataset_type
+    return dataset_cls if isinstance(dataset_cls, type) else None
 
 
 def _downloads(dataset: dict) -> bool:
@@ -120,19 +137,16 @@ def _downloads(dataset: dict) -> bool:
     download = dataset.get('download')
     if download is not None:
         return bool(download)
-    from mmclip.registry import DATASETS
-    dataset_type = dataset.get('type')
-    dataset_cls = DATASETS.get(dataset_type) if isinstance(
-        dataset_type, str) else dataset_type
-    if not isinstance(dataset_cls, type):
+    dataset_cls = _dataset_class(dataset)
+    if dataset_cls is None:
         return False
     param = inspect.signature(dataset_cls).parameters.get('download')
     return param is not None and param.default is True
 
 
 def check_data_files(cfg: Config, loaders: Sequence[str]) -> None:
-    """Refuse a run whose data is not where the config says, before the
-    model is built.
+    """Refuse a run whose data is not where the config says, or whose
+    captions are all empty, before the model is built.
 
     Args:
         cfg (Config): The loaded config (``cfg.filename`` names it in the
@@ -147,20 +161,57 @@ def check_data_files(cfg: Config, loaders: Sequence[str]) -> None:
             comments of the config or its bases when they have one
             (``python tools/dataset_converters/...``), else the config to
             read, or ``--cfg-options`` to point it elsewhere.
+        ConfigError: A caption file (``ImageTextDataset``) holds no caption
+            (:meth:`~mmclip.datasets.ImageTextDataset.check_captions`).
     """
     for loader in loaders:
         dataset = (cfg.get(loader) or {}).get('dataset')
         for path, key in _dataset_files(dataset, f'{loader}.dataset'):
             if _REMOTE.match(path) or osp.exists(path):
                 continue
-            commands = _PREPARE_COMMAND.findall(cfg.text)
-            prepare = (f'Prepare the data with `{commands[0]}`' if commands
+            command = _prepare_command(cfg.text, path)
+            prepare = (f'Prepare the data with `{command}`' if command
                        else 'Prepare the data as the comments of '
                        f'{cfg.filename} (and of its _base_ files) describe')
             raise MissingFileError(
                 f'{_missing(path)}: {loader} of {cfg.filename} '
                 f'reads it. {prepare}, or point the config at your copy '
                 f'with `--cfg-options {key}=...`.')
+        _check_captions(dataset, f'{loader}.dataset', cfg.filename)
+
+
+def _prepare_command(cfg_text: str, path: str) -> Optional[str]:
+    """The preparation command of a config's comments that writes
+    ``path``: the one naming ``path``'s folder or a folder above it, else
+    the first (a config reading two prepared sets, such as a fine-tune
+    with replayed pretraining data, states both), else None."""
+    commands = _PREPARE_COMMAND.findall(cfg_text)
+    path = osp.normpath(path)
+    for command in commands:
+        for word in command.split()[2:]:
+            folder = osp.normpath(word)
+            if path == folder or path.startswith(folder + os.sep):
+                return command
+    return commands[0] if commands else None
+
+
+def _check_captions(dataset: dict, key: str, config: str) -> None:
+    """Refuse caption files (``ImageTextDataset``'s) without any caption,
+    reading each only up to its first caption."""
+    from mmclip.datasets import ImageTextDataset
+    for dataset, key in _nested_datasets(dataset, key):
+        dataset_cls = _dataset_class(dataset)
+        if dataset_cls is None or not issubclass(dataset_cls,
+                                                 ImageTextDataset):
+            continue
+        options = {k: v for k, v in dataset.items() if k != 'type'}
+        options.update(pipeline=[], lazy_init=True)
+        try:
+            dataset_cls(**options).check_captions()
+        except ConfigError as err:
+            raise ConfigError(
+                f'{err} ({key} of {config}; `--cfg-options '
+                f'{key}.caption_key=COLUMN` sets the column.)') from None
 
 
 def _weights_source(path: str) -> str:

@@ -1,48 +1,66 @@
-"""WiSE-FT: weight-space ensembles of a zero-shot and a fine-tuned classifier.
+"""WiSE-FT: weight-space ensembles of a zero-shot and a fine-tuned model.
 
 Wortsman et al., "Robust fine-tuning of zero-shot models" (CVPR 2022,
-arXiv 2109.01903): every weight of the classifier is interpolated,
+arXiv 2109.01903): every weight is interpolated,
 ``theta(alpha) = (1 - alpha) * theta_zero_shot + alpha * theta_fine_tuned``.
-``alpha = 0`` is the zero-shot classifier, ``alpha = 1`` the fine-tuned one;
-in between (0.5 in the paper) keeps most of the fine-tuned accuracy and much
-of the zero-shot robustness to distribution shift.
+``alpha = 0`` is the zero-shot model, ``alpha = 1`` the fine-tuned one; in
+between (0.5 in the paper) keeps most of the fine-tuned accuracy and much of
+the zero-shot robustness to distribution shift.
 
-The two endpoints are classifiers of one architecture: an mmpretrain
-``ImageClassifier`` with a ``CLIPVisionTransformer`` backbone and a
-``CLIPClsHead`` (``backbone.*`` + ``head.fc.*``). The zero-shot endpoint is
-either such a checkpoint, or a **CLIP checkpoint** (it has a text tower)
-plus the fine-tune config: the config's classifier, initialised by its
-``ZeroShotInit`` from that CLIP checkpoint (class names and templates of the
-config), is the zero-shot classifier the fine-tuning started from. The
-fine-tuned checkpoint is a training run's ``epoch_N.pth``; with EMA its
+The two endpoints are models of one architecture, of either kind
+(:func:`checkpoint_kind`):
+
+* **two CLIP models** (``backbone.*``, ``text_encoder.*``,
+  ``logit_scale``): a caption fine-tune (``tools/train.py`` with a
+  ``*_caption-ft-*`` config) and the CLIP checkpoint it started from. Both
+  towers and the temperature are interpolated; the result is a CLIP
+  checkpoint, scored zero-shot by the config's ``predict_head``.
+* **two classifiers**: an mmpretrain ``ImageClassifier`` with a
+  ``CLIPVisionTransformer`` backbone and a ``CLIPClsHead`` (``backbone.*`` +
+  ``head.fc.*``). The zero-shot endpoint is either such a checkpoint, or the
+  **CLIP checkpoint** the fine-tuning started from plus the fine-tune
+  config: the config's classifier, initialised by its ``ZeroShotInit`` from
+  that CLIP checkpoint (class names and templates of the config), is the
+  zero-shot classifier the fine-tuning started from.
+
+The fine-tuned checkpoint is a training run's ``epoch_N.pth``; with EMA its
 ``state_dict`` holds the averaged weights, which are the ones used.
 
 ``tools/model_converters/wise_ft.py`` is the command line of this module.
 """
 import copy
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import Config
 
 from mmclip.errors import shorten_list
 from mmclip.utils.checkpoint import load_weights
-from .preflight import (check_checkpoint, check_config_file, check_data_files,
-                        check_model_files)
+from mmclip.visualization.wise_ft_curve import plot_wise_ft
+from .preflight import (ConfigError, check_checkpoint, check_config_file,
+                        check_data_files, check_model_files)
 
 StateDict = Dict[str, torch.Tensor]
 
 __all__ = [
-    'CheckpointMismatchError', 'check_same_architecture',
+    'CheckpointMismatchError', 'check_same_architecture', 'checkpoint_kind',
     'interpolate_weights', 'zero_shot_classifier_weights',
-    'load_wise_ft_endpoint', 'wise_ft', 'evaluate_wise_ft',
-    'plot_wise_ft'
+    'load_wise_ft_endpoint', 'load_wise_ft_endpoints', 'wise_ft',
+    'evaluate_wise_ft', 'plot_wise_ft'
 ]
 
 
 class CheckpointMismatchError(ValueError):
     """The two WiSE-FT endpoints are not weights of one architecture."""
+
+
+def checkpoint_kind(state_dict: StateDict) -> str:
+    """``'clip'`` for a CLIP model's weights (it has a text tower,
+    ``text_encoder.*``), ``'classifier'`` for anything else (an image
+    classifier: ``backbone.*`` and ``head.*``)."""
+    return 'clip' if any(k.startswith('text_encoder.')
+                         for k in state_dict) else 'classifier'
 
 
 def check_same_architecture(zero_shot: StateDict,
@@ -194,7 +212,7 @@ def load_wise_ft_endpoint(path: str,
         dict: ``state_dict`` and ``meta``.
     """
     weights = load_weights(path)
-    if not any(k.startswith('text_encoder.') for k in weights['state_dict']):
+    if checkpoint_kind(weights['state_dict']) == 'classifier':
         return weights
     if config is None:
         raise ValueError(
@@ -204,6 +222,49 @@ def load_wise_ft_endpoint(path: str,
     return dict(
         state_dict=zero_shot_classifier_weights(config, path, cfg_options),
         meta={})
+
+
+def load_wise_ft_endpoints(zero_shot: str,
+                           fine_tuned: str,
+                           config: Optional[Union[str, Config]] = None,
+                           cfg_options: Optional[dict] = None
+                           ) -> Tuple[StateDict, dict]:
+    """Both WiSE-FT endpoints, of one kind and architecture.
+
+    A fine-tuned CLIP model pairs with the CLIP checkpoint it started from
+    (no config needed); a fine-tuned classifier with a zero-shot classifier
+    or with a CLIP checkpoint made into one by ``config`` (see
+    :func:`load_wise_ft_endpoint`).
+
+    Args:
+        zero_shot (str): The zero-shot endpoint's checkpoint.
+        fine_tuned (str): The fine-tuned checkpoint.
+        config (str | Config, optional): The fine-tune config of a
+            classifier fine-tune.
+        cfg_options (dict, optional): Overrides merged into the config.
+
+    Returns:
+        tuple[dict, dict]: The zero-shot state dict, and the fine-tuned
+        checkpoint's ``state_dict`` and ``meta``.
+
+    Raises:
+        CheckpointMismatchError: A CLIP model and a classifier, or two
+            architectures (see :func:`check_same_architecture`).
+    """
+    tuned = load_weights(fine_tuned)
+    if checkpoint_kind(tuned['state_dict']) == 'classifier':
+        start = load_wise_ft_endpoint(zero_shot, config, cfg_options)
+    else:
+        start = load_weights(zero_shot)
+        if checkpoint_kind(start['state_dict']) != 'clip':
+            raise CheckpointMismatchError(
+                f'{fine_tuned} is a CLIP model (it has a text tower) but '
+                f'{zero_shot} is a classifier: WiSE-FT interpolates two CLIP '
+                'models or two classifiers. For a caption fine-tune pass the '
+                'CLIP checkpoint it started from (its load_from) as '
+                'ZERO_SHOT.')
+    check_same_architecture(start['state_dict'], tuned['state_dict'])
+    return start['state_dict'], tuned
 
 
 def _check_inputs(zero_shot: str, fine_tuned: str,
@@ -225,16 +286,17 @@ def wise_ft(zero_shot: str,
 
     Args:
         zero_shot (str): Zero-shot endpoint (see
-            :func:`load_wise_ft_endpoint`).
-        fine_tuned (str): The fine-tuned classifier checkpoint.
+            :func:`load_wise_ft_endpoints`).
+        fine_tuned (str): The fine-tuned checkpoint: a classifier, or a
+            CLIP model (a caption fine-tune).
         out (str): Output ``.pth``: ``state_dict`` plus ``meta`` with the
             fine-tuned run's ``dataset_meta`` (class names) and the WiSE-FT
             inputs; it loads with ``torch.load(weights_only=True)``,
             ``tools/test.py`` and ``get_model``.
-        alpha (float): 0 is the zero-shot classifier, 1 the fine-tuned one.
+        alpha (float): 0 is the zero-shot model, 1 the fine-tuned one.
             Defaults to 0.5.
         config (str | Config, optional): Needed when ``zero_shot`` is a CLIP
-            checkpoint.
+            checkpoint and ``fine_tuned`` a classifier.
         cfg_options (dict, optional): Overrides merged into ``config``
             (e.g. other templates for the zero-shot classifier).
 
@@ -247,10 +309,9 @@ def wise_ft(zero_shot: str,
     """
     from mmclip.converters.convert import save_mmclip_checkpoint
     _check_inputs(zero_shot, fine_tuned, config)
-    start = load_wise_ft_endpoint(zero_shot, config, cfg_options)
-    tuned = load_weights(fine_tuned)
-    mixed = interpolate_weights(start['state_dict'], tuned['state_dict'],
-                                alpha)
+    start, tuned = load_wise_ft_endpoints(zero_shot, fine_tuned, config,
+                                          cfg_options)
+    mixed = interpolate_weights(start, tuned['state_dict'], alpha)
     meta = dict(wise_ft=dict(alpha=float(alpha), zero_shot=zero_shot,
                              fine_tuned=fine_tuned))
     if 'dataset_meta' in tuned['meta']:
@@ -265,17 +326,20 @@ def evaluate_wise_ft(config: str,
                      alphas: Sequence[float],
                      work_dir: Optional[str] = None,
                      cfg_options: Optional[dict] = None) -> List[dict]:
-    """Evaluate the WiSE-FT classifier of every ``alpha`` on the config's
-    test data (its ``test_dataloader`` and ``test_evaluator``).
+    """Evaluate the WiSE-FT model of every ``alpha`` on the config's test
+    data (its ``test_dataloader`` and ``test_evaluator``): a classifier
+    fine-tune with its fine-tune config, a CLIP caption fine-tune with a
+    config whose ``CLIPModel`` scores zero-shot (its ``predict_head``, e.g.
+    the caption fine-tune config itself).
 
     One runner is built; each alpha's weights are loaded into its model and
     the test loop runs again.
 
     Args:
         config (str): The fine-tune config file.
-        zero_shot (str): Zero-shot endpoint (a classifier checkpoint, or a
-            CLIP checkpoint made into one by the config).
-        fine_tuned (str): The fine-tuned classifier checkpoint.
+        zero_shot (str): Zero-shot endpoint (see
+            :func:`load_wise_ft_endpoints`).
+        fine_tuned (str): The fine-tuned checkpoint.
         alphas (Sequence[float]): Mixing coefficients in ``[0, 1]``.
         work_dir (str, optional): Logs folder; defaults to
             ``./work_dirs/wise_ft``.
@@ -288,6 +352,7 @@ def evaluate_wise_ft(config: str,
     Raises:
         MissingFileError: A checkpoint, the config, its test data or a file
             it names is missing (before any work).
+        ConfigError: The config's model is not of the checkpoints' kind.
     """
     from mmengine.model import is_model_wrapper
 
@@ -303,9 +368,9 @@ def evaluate_wise_ft(config: str,
         cfg_options=cfg_options)
     check_data_files(cfg, ['test_dataloader'])
     check_model_files(cfg, init_weights=False)
-    start = load_wise_ft_endpoint(zero_shot, cfg)['state_dict']
-    tuned = load_weights(fine_tuned)['state_dict']
-    check_same_architecture(start, tuned)
+    start, tuned = load_wise_ft_endpoints(zero_shot, fine_tuned, cfg)
+    tuned = tuned['state_dict']
+    _check_config_kind(cfg, checkpoint_kind(tuned))
     # The weights are given: no EMA copy to swap in.
     cfg.custom_hooks = [
         h for h in cfg.get('custom_hooks', []) if h['type'] != 'EMAHook'
@@ -324,27 +389,18 @@ def evaluate_wise_ft(config: str,
     return results
 
 
-def plot_wise_ft(results: List[dict],
-                 out: str,
-                 metric: str = 'accuracy/top1') -> None:
-    """Write the accuracy-vs-alpha curve of :func:`evaluate_wise_ft` as a
-    PNG.
-
-    Args:
-        results (list[dict]): ``{'alpha': a, metric: value, ...}`` per alpha.
-        out (str): Output ``.png``.
-        metric (str): The metric to plot. Defaults to ``'accuracy/top1'``.
-    """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    alphas = [r['alpha'] for r in results]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(alphas, [r[metric] for r in results], marker='o')
-    ax.set_xlabel('alpha (0: zero-shot, 1: fine-tuned)')
-    ax.set_ylabel(metric)
-    ax.set_title('WiSE-FT')
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+def _check_config_kind(cfg: Config, kind: str) -> None:
+    """Refuse a sweep whose config builds another kind of model than the
+    checkpoints: CLIP models are scored by a ``CLIPModel`` config's
+    zero-shot head, classifiers by their fine-tune config."""
+    if ('text_encoder' in cfg.model) == (kind == 'clip'):
+        return
+    name = getattr(cfg, 'filename', 'the config')
+    if kind == 'clip':
+        raise ConfigError(
+            f'The checkpoints are CLIP models but {name} builds a '
+            'classifier: pass a config whose CLIPModel scores zero-shot (a '
+            'predict_head), e.g. the caption fine-tune config, as --config.')
+    raise ConfigError(
+        f'The checkpoints are classifiers but {name} builds a CLIP model: '
+        'pass the classifier fine-tune config as --config.')

@@ -30,16 +30,15 @@ through the ``'digits'`` entries of :mod:`mmclip.datasets.zero_shot_data`
 (e.g. the zero-shot head of
 ``configs/clip/clip_vit-tiny-p8_zeroshot-cls_digits-32px.py``).
 """
-import csv
-import json
 import os
 import os.path as osp
-from typing import Dict, Sequence
+from typing import Dict
 
 import numpy as np
 from PIL import Image
 
 from mmclip.errors import ConfigError
+from .prepared_files import current_meta, write_csv, write_lines, write_meta
 
 #: The digits' names, ``classnames.txt`` of the written data.
 CLASSNAMES = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven',
@@ -161,13 +160,9 @@ def prepare_digits(out_dir: str,
     args = dict(
         size=int(size), val_fraction=float(val_fraction), seed=int(seed),
         resample=resample, version=FORMAT_VERSION)
-    meta_path = osp.join(out_dir, 'meta.json')
-    if osp.isfile(meta_path):
-        with open(meta_path) as f:
-            meta = json.load(f)
-        if meta.get('args') == args and all(
-                osp.isfile(osp.join(out_dir, n)) for n in OUTPUT_FILES):
-            return dict(meta, skipped=True)
+    meta = current_meta(out_dir, args, OUTPUT_FILES)
+    if meta is not None:
+        return dict(meta, skipped=True)
 
     digits = load_digits()
     images, labels = digits.images, digits.target.astype(int)
@@ -193,21 +188,12 @@ def prepare_digits(out_dir: str,
             train_rows.append(
                 (rel, train_caption(label, template), int(label)))
 
-    _write_csv(osp.join(out_dir, 'train.csv'), ('filepath', 'title',
-                                                'label'), train_rows)
-    _write_csv(osp.join(out_dir, 'val.csv'), ('filepath', 'label'), val_rows)
-    _write_csv(osp.join(out_dir, 'val_shifted.csv'), ('filepath', 'label'),
-               shifted_rows)
-    with open(osp.join(out_dir, 'classnames.txt'), 'w') as f:
-        f.write('\n'.join(CLASSNAMES) + '\n')
+    write_csv(osp.join(out_dir, 'train.csv'), ('filepath', 'title',
+                                               'label'), train_rows)
+    write_csv(osp.join(out_dir, 'val.csv'), ('filepath', 'label'), val_rows)
+    write_csv(osp.join(out_dir, 'val_shifted.csv'), ('filepath', 'label'),
+              shifted_rows)
+    write_lines(osp.join(out_dir, 'classnames.txt'), CLASSNAMES)
     meta = dict(args=args, num_train=len(train_rows), num_val=len(val_rows))
-    with open(meta_path, 'w') as f:  # last: marks a complete write
-        json.dump(meta, f, indent=2)
+    write_meta(out_dir, meta)  # last: marks a complete write
     return dict(meta, skipped=False)
-
-
-def _write_csv(path: str, header: Sequence[str], rows) -> None:
-    with open(path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)

@@ -1,14 +1,18 @@
 """Image-text pairs listed in a CSV / TSV / JSONL file (open_clip's format)."""
 import csv
+import itertools
 import json
 import os.path as osp
-from typing import List, Optional, Sequence, Tuple, Union
+from contextlib import contextmanager
+from typing import Iterator, List, Optional, Sequence, TextIO, Tuple, Union
 
 from mmengine.fileio import get_local_path, join_path
 from mmengine.logging import MMLogger
 
+from mmclip.errors import ConfigError
 from mmclip.registry import DATASETS
 from .base_dataset import ImageTextBaseDataset
+from .transforms.text import clean_caption
 
 #: Separator implied by the annotation file's extension when ``sep=None``.
 #: ``.tsv``/``.txt`` are tab-separated like open_clip's ``--csv-separator``
@@ -17,35 +21,46 @@ EXT_SEPARATORS = {'.csv': ',', '.tsv': '\t', '.txt': '\t'}
 JSON_EXTS = ('.jsonl', '.ndjson', '.json')
 
 
-def _read_records(path: str, sep: Optional[str]
-                  ) -> Tuple[List[str], List[Union[dict, list]]]:
-    """Columns and records of an annotation file.
+def _records(f: TextIO, sep: Optional[str]
+             ) -> Tuple[List[str], Iterator[Union[dict, list, None]]]:
+    """Columns and records of an open annotation file, read lazily (a
+    JSON list of objects is read whole).
 
     Args:
-        path (str): Local file path.
+        f (TextIO): The file, opened with ``newline=''``.
         sep (str, optional): Field separator; None reads JSON lines (or one
             JSON list of objects).
 
     Returns:
-        tuple: The column names (for JSON: the first record's keys) and the
-        records (for CSV: lists of fields, header excluded; for JSON: dicts).
+        tuple: The column names (for JSON: the first record's keys) and an
+        iterator of the records (for CSV: lists of fields, header excluded,
+        None for a blank line, so that line numbers stay right; for JSON:
+        the parsed values).
     """
+    if sep is not None:
+        reader = csv.reader(f, delimiter=sep)
+        header = [h.strip() for h in next(reader, [])]
+        return header, (r if r else None for r in reader)
+    lines = (line for line in f if line.strip())
+    first = next(lines, None)
+    if first is None:
+        return [], iter(())
+    if first.lstrip().startswith('['):
+        records = iter(json.loads(first + f.read()))
+    else:
+        records = map(json.loads, itertools.chain([first], lines))
+    head = next(records, None)
+    columns = list(head) if isinstance(head, dict) else []
+    return columns, itertools.chain([head], records)
+
+
+@contextmanager
+def _open_records(path: str, sep: Optional[str]):
+    """``with _open_records(path, sep) as (columns, records)``:
+    :func:`_records` of the local file ``path``."""
     # utf-8-sig: spreadsheet programs prepend a BOM to the first column name.
     with open(path, newline='', encoding='utf-8-sig') as f:
-        if sep is not None:
-            rows = list(csv.reader(f, delimiter=sep))
-            header = [h.strip() for h in rows[0]] if rows else []
-            # Blank lines read as [] and hold no record; keep them as None so
-            # that the line numbers of malformed records stay right.
-            return header, [r if r else None for r in rows[1:]]
-        text = f.read()
-    if text.lstrip().startswith('['):
-        records = json.loads(text)
-    else:
-        records = [json.loads(line) for line in text.splitlines()
-                   if line.strip()]
-    first = records[0] if records and isinstance(records[0], dict) else {}
-    return list(first), records
+        yield _records(f, sep)
 
 
 @DATASETS.register_module()
@@ -65,7 +80,10 @@ class ImageTextDataset(ImageTextBaseDataset):
     are dropped with a warning naming their line numbers; if they exceed
     ``max_bad_fraction`` of the file the build fails. Empty captions are kept
     here and rejected by ``TokenizeText`` / ``SampleCaption``, so they are
-    counted with the other bad samples.
+    counted with the other bad samples; but a file without a single caption
+    (or without records) fails at build with a
+    :class:`~mmclip.errors.ConfigError` naming the fix, as does
+    :meth:`check_captions`, which the tools run before any work.
 
     Data info of each entry: ``img_path`` (str), ``text`` (str caption),
     ``sample_idx`` (int, added by mmengine).
@@ -131,28 +149,83 @@ class ImageTextDataset(ImageTextBaseDataset):
     def load_data_list(self) -> List[dict]:
         """Read the annotation file into ``[dict(img_path, text), ...]``."""
         sep = self._separator()
-        with get_local_path(self.ann_file) as path:
-            columns, records = _read_records(path, sep)
+        with get_local_path(self.ann_file) as path, \
+                _open_records(path, sep) as (columns, records):
+            self._check_columns(columns, sep)
+            records = list(self._keyed(columns, records))
+        # Line numbers for the log: CSV data starts on line 2.
+        data_list = self._to_data_list(records, 1 if sep is None else 2)
+        if not any(clean_caption(d['text']) for d in data_list):
+            raise self._no_caption_error(len(data_list), columns)
+        return data_list
+
+    def check_captions(self) -> None:
+        """Refuse an annotation file in which no record has a caption (or
+        that has no record), reading it only up to the first caption: the
+        check a full build makes, cheap enough to run before a run starts
+        (:func:`mmclip.apis.preflight.check_data_files` does).
+
+        Raises:
+            ConfigError: Naming the file, the caption column and the fix.
+            ValueError: The file lacks the image or caption column.
+        """
+        sep = self._separator()
+        with get_local_path(self.ann_file) as path, \
+                _open_records(path, sep) as (columns, records):
+            self._check_columns(columns, sep)
+            count = 0
+            for rec in self._keyed(columns, records):
+                if isinstance(rec, dict):
+                    count += 1
+                    if clean_caption(rec.get(self.caption_key)):
+                        return
+        raise self._no_caption_error(count, columns)
+
+    def _check_columns(self, columns: List[str], sep: Optional[str]) -> None:
+        """Refuse a file without the image or the caption column."""
         missing = [k for k in (self.img_key, self.caption_key)
                    if k not in columns]
-        if missing:
-            hint = ''
-            if len(columns) == 1 and any(c in columns[0] for c in ',\t;|'):
-                hint = (' The header was read as a single column: is the '
-                        f'separator {sep!r} right? Pass sep=...')
-            raise ValueError(
-                f'{self.ann_file} has no column {missing[0]!r} (missing: '
-                f'{missing}); its columns are {columns}. Set img_key / '
-                'caption_key to the right names.' + hint)
-        if sep is not None:
-            img_i = columns.index(self.img_key)
-            cap_i = columns.index(self.caption_key)
-            records = [None if r is None else {
-                self.img_key: r[img_i] if len(r) > img_i else None,
-                self.caption_key: r[cap_i] if len(r) > cap_i else None
-            } for r in records]
-        # Line numbers for the log: CSV data starts on line 2.
-        return self._to_data_list(records, 1 if sep is None else 2)
+        if not missing:
+            return
+        hint = ''
+        if len(columns) == 1 and any(c in columns[0] for c in ',\t;|'):
+            hint = (' The header was read as a single column: is the '
+                    f'separator {sep!r} right? Pass sep=...')
+        raise ValueError(
+            f'{self.ann_file} has no column {missing[0]!r} (missing: '
+            f'{missing}); its columns are {columns}. Set img_key / '
+            'caption_key to the right names.' + hint)
+
+    def _keyed(self, columns: List[str], records: Iterator) -> Iterator:
+        """CSV records (lists of fields) as dicts of the image and caption
+        columns (a missing field: None); JSON records and blank lines
+        (None) pass as they are."""
+        img_i = columns.index(self.img_key)
+        cap_i = columns.index(self.caption_key)
+        for rec in records:
+            if isinstance(rec, list):
+                rec = {
+                    self.img_key: rec[img_i] if len(rec) > img_i else None,
+                    self.caption_key: rec[cap_i] if len(rec) > cap_i else None
+                }
+            yield rec
+
+    def _no_caption_error(self, num_records: int,
+                          columns: List[str]) -> ConfigError:
+        """The error for a file without any caption (or record)."""
+        if not num_records:
+            return ConfigError(
+                f'{self.ann_file} holds no image-caption records: write one '
+                f'line per image below the header ({self.img_key!r} and '
+                f'{self.caption_key!r} columns).')
+        others = [c for c in columns
+                  if c not in (self.img_key, self.caption_key)]
+        hint = f' (its other columns: {others})' if others else ''
+        return ConfigError(
+            f'{self.ann_file} has no caption: column {self.caption_key!r} is '
+            f'empty in all its {num_records} records. Write each image\'s '
+            'caption in that column, or set caption_key to the column that '
+            f'holds the captions{hint}.')
 
     def _to_data_list(self, records: list, line_offset: int) -> List[dict]:
         img_prefix = self.data_prefix.get('img_path', '')

@@ -3,12 +3,14 @@
 The templates are OpenAI's published prompt sets (CLIP paper / repository):
 80 ImageNet templates, their 7-template subset and 18 CIFAR templates.
 Class-name lists come from mmpretrain's categories (ImageNet's "simple"
-names are OpenAI's curated ones) and :mod:`mmclip.datasets.digits`.
+names are OpenAI's curated ones), :mod:`mmclip.datasets.digits` and
+:mod:`mmclip.datasets.shapes`.
 
 :func:`resolve_classnames` and :func:`resolve_templates` turn a config value
 (a registered name, a list, or a ``.txt`` file with one entry per line) into
 a tuple of strings.
 """
+import importlib
 import os.path as osp
 from typing import Sequence, Tuple, Union
 
@@ -134,14 +136,11 @@ OPENAI_CIFAR_TEMPLATES = (
 )
 
 
-def _digits_classnames():
-    from .digits import CLASSNAMES
-    return tuple(CLASSNAMES)
-
-
-def _digits_templates():
-    from .digits import ZERO_SHOT_TEMPLATES
-    return tuple(ZERO_SHOT_TEMPLATES)
+def _generated_set(module: str, name: str) -> Tuple[str, ...]:
+    """A constant of one of the generated datasets' modules (imported
+    lazily: they need numpy and PIL)."""
+    return tuple(getattr(importlib.import_module(f'.{module}', __package__),
+                         name))
 
 
 def _mmpretrain_categories(name):
@@ -155,7 +154,8 @@ CLASSNAME_SETS = {
     'imagenet': lambda: _mmpretrain_categories('IMAGENET_SIMPLE_CATEGORIES'),
     'cifar10': lambda: _mmpretrain_categories('CIFAR10_CATEGORIES'),
     'cifar100': lambda: _mmpretrain_categories('CIFAR100_CATEGORIES'),
-    'digits': _digits_classnames,
+    'digits': lambda: _generated_set('digits', 'CLASSNAMES'),
+    'shapes': lambda: _generated_set('shapes', 'SHAPES'),
 }
 
 #: Registered template sets: name -> zero-argument loader.
@@ -163,7 +163,8 @@ TEMPLATE_SETS = {
     'openai_imagenet': lambda: OPENAI_IMAGENET_TEMPLATES,
     'openai_imagenet_7': lambda: OPENAI_IMAGENET_TEMPLATES_7,
     'cifar': lambda: OPENAI_CIFAR_TEMPLATES,
-    'digits': _digits_templates,
+    'digits': lambda: _generated_set('digits', 'ZERO_SHOT_TEMPLATES'),
+    'shapes': lambda: _generated_set('shapes', 'ZERO_SHOT_TEMPLATES'),
 }
 
 
@@ -201,16 +202,16 @@ def _resolve(value, registry: dict, what: str) -> Tuple[str, ...]:
 def resolve_classnames(classnames: Union[str, Sequence[str]]
                        ) -> Tuple[str, ...]:
     """Class names from a name in :data:`CLASSNAME_SETS` (``'imagenet'``,
-    ``'cifar10'``, ``'cifar100'``, ``'digits'``), a list, or a ``.txt`` path
-    (one name per line, blank lines skipped)."""
+    ``'cifar10'``, ``'cifar100'``, ``'digits'``, ``'shapes'``), a list, or
+    a ``.txt`` path (one name per line, blank lines skipped)."""
     return _resolve(classnames, CLASSNAME_SETS, 'classnames')
 
 
 def resolve_templates(templates: Union[str, Sequence[str]]
                       ) -> Tuple[str, ...]:
     """Templates from a name in :data:`TEMPLATE_SETS` (``'openai_imagenet'``,
-    ``'openai_imagenet_7'``, ``'cifar'``, ``'digits'``), a list, or a
-    ``.txt`` path (one per line). Each must contain ``{}``."""
+    ``'openai_imagenet_7'``, ``'cifar'``, ``'digits'``, ``'shapes'``), a
+    list, or a ``.txt`` path (one per line). Each must contain ``{}``."""
     items = _resolve(templates, TEMPLATE_SETS, 'templates')
     bad = [t for t in items if '{}' not in t]
     if bad:

@@ -1,4 +1,4 @@
-"""mmclip.visualization: pictures of predictions.
+"""mmclip.visualization: pictures of predictions and of WiSE-FT sweeps.
 
 Importing mmpretrain's counterpart fills the parent registry that mmclip's
 registry falls back to.
@@ -7,8 +7,9 @@ import mmpretrain.visualization  # noqa: F401
 
 from .prediction_panel import (draw_prediction_panel, fit_image,
                                save_prediction_panel, shorten_label)
+from .wise_ft_curve import plot_wise_ft
 
 __all__ = [
     'draw_prediction_panel', 'fit_image', 'save_prediction_panel',
-    'shorten_label'
+    'shorten_label', 'plot_wise_ft'
 ]

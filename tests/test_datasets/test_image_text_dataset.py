@@ -8,6 +8,7 @@ import torch
 from imgtext_helpers import (logger_to, read_log, write_csv, write_image,
                              write_jsonl)
 from mmclip.datasets import ImageTextDataset, clip_train_pipeline
+from mmclip.errors import ConfigError
 from mmclip.registry import DATASETS
 
 CAPTIONS = ['a dog, running on the beach', 'a "quoted" cat', 'a red car']
@@ -127,3 +128,39 @@ def test_registry_build_and_pipeline(root):
     assert out['data_samples'].text == CAPTIONS[1]
     assert out['data_samples'].text_ids.shape == (77, )
     assert ds.bad_samples.summary()['bad'] == 0
+
+
+@pytest.mark.parametrize('name', ['empty.csv', 'empty.jsonl'])
+def test_no_caption_at_all_fails_at_build_naming_the_fix(root, name):
+    """Blank captions are bad samples, skipped in training; a file where
+    every caption is blank is a wrong column or an unfinished file: it
+    fails at once, and check_captions says so without a full read."""
+    records = [(f'images/{i}.jpg', '  ') for i in range(3)]
+    if name.endswith('.csv'):
+        write_csv(root / name, [r + ('x', ) for r in records],
+                  header=('filepath', 'title', 'text'))
+    else:
+        write_jsonl(root / name, [dict(filepath=p, title=c, text='x')
+                                  for p, c in records])
+    for build in (
+            lambda: ImageTextDataset(name, data_root=str(root)),
+            lambda: ImageTextDataset(name, data_root=str(root),
+                                     lazy_init=True).check_captions()):
+        with pytest.raises(ConfigError) as info:
+            build()
+        message = str(info.value)
+        assert name in message
+        assert "column 'title' is empty in all its 3 records" in message
+        assert "set caption_key to the column that holds the captions " \
+            "(its other columns: ['text'])" in message
+    # One caption is enough: the others are skipped as bad samples.
+    write_csv(root / 'one.csv', records[:2] + [('images/2.jpg', 'a car')])
+    assert len(ImageTextDataset('one.csv', data_root=str(root))) == 3
+    ImageTextDataset('one.csv', data_root=str(root),
+                     lazy_init=True).check_captions()
+
+
+def test_a_header_without_records_fails_at_build(root):
+    write_csv(root / 'header_only.csv', [])
+    with pytest.raises(ConfigError, match='holds no image-caption records'):
+        ImageTextDataset('header_only.csv', data_root=str(root))

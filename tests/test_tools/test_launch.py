@@ -392,6 +392,31 @@ def test_train_before_preparing_the_data(tmp_path, monkeypatch, train_tool,
     assert 'train_dataloader.dataset.data_root=' in err
 
 
+def test_the_missing_data_names_its_own_preparation(tmp_path,
+                                                    monkeypatch):
+    # The shapes caption fine-tune reads the shapes and replays digits: its
+    # comments (and its bases') hold both preparation commands, the digits'
+    # first.
+    from mmclip.apis.preflight import MissingFileError, check_data_files
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.fromfile(osp.join(
+        REPO_ROOT, 'configs', 'clip',
+        'clip_vit-tiny-p8_caption-ft-1xb32-5e_shapes-32px.py'))
+    with pytest.raises(MissingFileError) as missing:
+        check_data_files(cfg, ['train_dataloader'])
+    assert str(missing.value).startswith(
+        'data/shapes/train.csv does not exist')
+    assert ('`python tools/dataset_converters/prepare_shapes.py '
+            'data/shapes`') in str(missing.value)
+    (tmp_path / 'data' / 'shapes').mkdir(parents=True)
+    (tmp_path / 'data' / 'shapes' / 'train.csv').write_text(
+        'filepath,title\na.png,a red ring\n')
+    with pytest.raises(MissingFileError, match=r'^data/digits/train\.csv '
+                       r'.*`python tools/dataset_converters/prepare_digits'
+                       r'\.py data/digits`'):
+        check_data_files(cfg, ['train_dataloader'])
+
+
 def test_test_before_preparing_the_data(tmp_path, monkeypatch, test_tool,
                                         capsys):
     monkeypatch.chdir(tmp_path)
@@ -467,7 +492,8 @@ def test_data_check_reads_wrapped_remote_and_downloading_datasets(
         tmp_path):
     from mmclip.apis.preflight import MissingFileError, check_data_files
     ann = tmp_path / 'train.csv'
-    ann.write_text('filepath,title\n')
+    # One record: a caption file without any is refused on its own.
+    ann.write_text('filepath,title\na.png,a photo\n')
 
     def check(dataset):
         check_data_files(Config(dict(train_dataloader=dict(dataset=dataset))),

@@ -95,3 +95,26 @@ def test_linear_probe_of_a_pretraining_config(project):
                           '(ImageTextDataset on data/digits/train.csv) has '
                           'no class labels (gt_label).')
     assert 'clip_vit-tiny-p8_ft-1xb64-10e_digits-32px.py' in err
+
+
+def test_a_caption_file_whose_captions_are_all_empty(tmp_path):
+    """The caption fine-tune reads data/captions/train.csv; with every
+    caption empty (a wrong column, an unfinished export) it would skip
+    every sample as bad: one line naming the file, the column and the fix
+    instead, before the run starts (no work_dirs, nothing read but the
+    CSV)."""
+    config = osp.join(CONFIGS,
+                      'clip_vit-base-p32_caption-ft-8xb64-amp-10e_custom.py')
+    data = tmp_path / 'data' / 'captions'
+    data.mkdir(parents=True)
+    (data / 'train.csv').write_text(
+        'filepath,title,caption\n' +
+        ''.join(f'images/{i}.jpg,,a photo {i}\n' for i in range(5)))
+    err = one_error_line(run_tool(tmp_path, 'train.py', config))
+    assert err.startswith('error: data/captions/train.csv has no caption: '
+                          "column 'title' is empty in all its 5 records.")
+    assert ("set caption_key to the column that holds the captions (its "
+            "other columns: ['caption'])") in err
+    assert (f'train_dataloader.dataset of {config}; `--cfg-options '
+            'train_dataloader.dataset.caption_key=COLUMN`') in err
+    assert not (tmp_path / 'work_dirs').exists()

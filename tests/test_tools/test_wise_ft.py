@@ -1,7 +1,8 @@
 """WiSE-FT (mmclip.apis.wise_ft and tools/model_converters/wise_ft.py): the
 endpoints are reproduced exactly, mismatched checkpoints are named, the
-zero-shot endpoint can be a CLIP checkpoint plus the fine-tune config, and
-the command line sweeps alphas in a fresh folder."""
+zero-shot endpoint can be a CLIP checkpoint plus the fine-tune config, two
+CLIP checkpoints (a caption fine-tune) mix both towers and the temperature,
+and the command line sweeps alphas in a fresh folder."""
 import csv
 import json
 import os
@@ -16,13 +17,16 @@ from mmengine.config import Config
 from PIL import Image
 
 from conftest import REPO_ROOT, load_tool
-from mmclip.apis.wise_ft import (CheckpointMismatchError, interpolate_weights,
+from mmclip.apis.wise_ft import (CheckpointMismatchError, checkpoint_kind,
+                                 evaluate_wise_ft, interpolate_weights,
                                  load_wise_ft_endpoint, wise_ft,
                                  zero_shot_classifier_weights)
 from mmclip.datasets.digits import CLASSNAMES
 
 DIGITS_FT = osp.join(REPO_ROOT, 'configs', 'clip',
                      'clip_vit-tiny-p8_ft-1xb64-10e_digits-32px.py')
+DIGITS_ZERO_SHOT = osp.join(REPO_ROOT, 'configs', 'clip',
+                            'clip_vit-tiny-p8_zeroshot-cls_digits-32px.py')
 
 
 @pytest.fixture(scope='module')
@@ -70,9 +74,29 @@ def setup(tmp_path_factory):
     torch.save(dict(state_dict=tuned,
                     meta=dict(dataset_meta=dict(classes=list(CLASSNAMES)))),
                root / 'tuned.pth')
+
+    # A "caption fine-tune" of the CLIP: every weight of both towers and
+    # the temperature moved; and the zero-shot config that scores it.
+    clip_weights = torch.load(root / 'clip.pth',
+                              weights_only=True)['state_dict']
+    tuned_clip = {
+        k: v + 0.05 * torch.randn(v.shape, generator=gen)
+        for k, v in clip_weights.items()
+    }
+    torch.save(dict(state_dict=tuned_clip, meta={}), root / 'tuned_clip.pth')
+    clip_cfg = Config.fromfile(DIGITS_ZERO_SHOT)
+    clip_cfg.model.predict_head.cache_dir = None
+    clip_cfg.test_dataloader.dataset.update(
+        data_root=str(root), classes=str(root / 'classnames.txt'))
+    clip_cfg.test_dataloader.batch_size = 10
+    clip_cfg.dump(str(root / 'zero_shot.py'))
     return dict(root=root, config=str(root / 'ft.py'),
                 clip=str(root / 'clip.pth'), tuned=str(root / 'tuned.pth'),
-                zero_shot=zero_shot, tuned_weights=tuned)
+                zero_shot=zero_shot, tuned_weights=tuned,
+                clip_weights=clip_weights, tuned_clip=str(root /
+                                                          'tuned_clip.pth'),
+                tuned_clip_weights=tuned_clip,
+                clip_config=str(root / 'zero_shot.py'))
 
 
 def test_endpoints_are_exact_and_the_middle_is_the_mean(setup):
@@ -181,3 +205,77 @@ def test_one_checkpoint_with_cfg_options(setup, tmp_path):
     saved = torch.load(out, weights_only=True)['state_dict']
     for key, value in expected.items():
         assert torch.equal(saved[key], value), key
+
+
+def test_two_clip_checkpoints_mix_both_towers_and_the_temperature(
+        setup, tmp_path):
+    """A caption fine-tune is a CLIP model: WiSE-FT with the CLIP it
+    started from needs no config, mixes every weight of both towers and
+    logit_scale, and reproduces the endpoints bit for bit."""
+    start, tuned = setup['clip_weights'], setup['tuned_clip_weights']
+    assert checkpoint_kind(start) == checkpoint_kind(tuned) == 'clip'
+    assert checkpoint_kind(setup['zero_shot']) == 'classifier'
+    assert any(k.startswith('backbone.') for k in tuned)
+    assert any(k.startswith('text_encoder.') for k in tuned)
+    assert 'logit_scale' in tuned
+    for alpha, expected in ((0, start), (1, tuned)):
+        out = str(tmp_path / f'clip_alpha{alpha}.pth')
+        wise_ft(setup['clip'], setup['tuned_clip'], out, alpha=alpha)
+        saved = torch.load(out, weights_only=True)['state_dict']
+        assert saved.keys() == expected.keys()
+        for key, value in expected.items():
+            assert torch.equal(saved[key], value), (alpha, key)
+    mixed = wise_ft(setup['clip'], setup['tuned_clip'],
+                    str(tmp_path / 'half.pth'), alpha=0.5)
+    for key in tuned:
+        torch.testing.assert_close(mixed[key], (start[key] + tuned[key]) / 2)
+    assert not torch.equal(mixed['logit_scale'], start['logit_scale'])
+
+
+def test_integer_buffers_are_copied_or_refused(setup):
+    start = dict(setup['clip_weights'], steps=torch.tensor(3))
+    tuned = dict(setup['tuned_clip_weights'], steps=torch.tensor(3))
+    assert torch.equal(interpolate_weights(start, tuned, 0.5)['steps'],
+                       torch.tensor(3))
+    tuned['steps'] = torch.tensor(4)
+    with pytest.raises(CheckpointMismatchError, match='steps is not a '
+                       'floating-point tensor and differs'):
+        interpolate_weights(start, tuned, 0.5)
+
+
+def test_a_clip_model_and_a_classifier_are_refused(setup, tmp_path, capsys):
+    """Either order: one error line that names both files and the fix,
+    and no output file."""
+    tool = load_tool('model_converters/wise_ft.py')
+    out = tmp_path / 'out.pth'
+    capsys.readouterr()
+    assert tool.main([setup['tuned'], setup['tuned_clip'], str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error: ')
+    assert f'{setup["tuned_clip"]} is a CLIP model' in err[0]
+    assert f'{setup["tuned"]} is a classifier' in err[0]
+    assert 'pass the CLIP checkpoint it started from' in err[0]
+    # A classifier fine-tune from a CLIP checkpoint needs the config; a
+    # fine-tuned CLIP model is no classifier endpoint either.
+    assert tool.main([setup['tuned_clip'], setup['tuned'], str(out)]) == 1
+    assert 'pass the fine-tune config' in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_sweep_of_clip_checkpoints_scores_zero_shot(setup, tmp_path):
+    """--alphas with a CLIPModel config: zero-shot accuracy per alpha, the
+    endpoints' as evaluating them alone; a classifier config is refused."""
+    results = evaluate_wise_ft(setup['clip_config'], setup['clip'],
+                               setup['tuned_clip'], [0, 0.5, 1],
+                               work_dir=str(tmp_path / 'sweep'))
+    assert [r['alpha'] for r in results] == [0, 0.5, 1]
+    alone = evaluate_wise_ft(setup['clip_config'], setup['tuned_clip'],
+                             setup['tuned_clip'], [1],
+                             work_dir=str(tmp_path / 'alone'))
+    assert results[2]['accuracy/top1'] == alone[0]['accuracy/top1']
+    assert all(0 <= r['accuracy/top1'] <= 100 for r in results)
+    from mmclip.errors import ConfigError
+    with pytest.raises(ConfigError, match='builds a classifier: pass a '
+                       'config whose CLIPModel scores zero-shot'):
+        evaluate_wise_ft(setup['config'], setup['clip'], setup['tuned_clip'],
+                         [0.5], work_dir=str(tmp_path / 'wrong'))

@@ -249,3 +249,64 @@ def test_digits_classifier_table(pretrained_digits, capsys):
         assert len(line) == 1
         assert line[0].endswith(
             f'| {row["held-out"]:>8.1f} | {row["noisy"]:>8.1f} |')
+
+
+SHAPES_FT = osp.join(REPO_ROOT, 'configs', 'clip',
+                     'clip_vit-tiny-p8_caption-ft-1xb32-5e_shapes-32px.py')
+DIGITS_ZERO_SHOT = osp.join(REPO_ROOT, 'configs', 'clip',
+                            'clip_vit-tiny-p8_zeroshot-cls_digits-32px.py')
+
+
+def zero_shot_top1(config, checkpoint, data_root):
+    """``tools/test.py`` top-1 of ``checkpoint`` on ``data_root``'s
+    ``val.csv`` and ``classnames.txt``, two threads."""
+    proc = run_tool(
+        'test.py', config, checkpoint, '--threads', '2', '--cfg-options',
+        f'test_dataloader.dataset.data_root={data_root}',
+        f'test_dataloader.dataset.classes={data_root}/classnames.txt',
+        'model.predict_head.cache_dir=None')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines()
+            if ln.startswith('accuracy/top1:')]
+    return float(line[0].split(':')[1])
+
+
+def test_caption_fine_tune_teaches_shapes_and_keeps_digits(
+        tmp_path, digits_root, pretrained_digits, capsys):
+    """docs/own_data.md's CPU example through the tools: the digits CLIP
+    caption-fine-tuned on coloured shapes (with digits captions replayed)
+    classifies shapes zero-shot far better than before, still knows its
+    digits, and WiSE-FT alpha=0.5 keeps at least as much of the digits."""
+    from mmclip.datasets.shapes import prepare_shapes
+    _, args, _ = pretrained_digits
+    pretrained = osp.join(args.work_dir, 'epoch_24.pth')
+    shapes_root = str(tmp_path / 'shapes')
+    prepare_shapes(shapes_root)
+    work_dir = str(tmp_path / 'shapes_ft')
+    run_train(SHAPES_FT, work_dir, '--threads', '2', '--cfg-options',
+              f'load_from={pretrained}',
+              f'train_dataloader.dataset.datasets.0.data_root={shapes_root}',
+              f'train_dataloader.dataset.datasets.1.data_root={digits_root}',
+              f'val_dataloader.dataset.data_root={shapes_root}',
+              f'val_dataloader.dataset.classes={shapes_root}/classnames.txt')
+    tuned = osp.join(work_dir, 'epoch_5.pth')
+    wise = str(tmp_path / 'wise_ft.pth')
+    proc = run_tool('model_converters/wise_ft.py', pretrained, tuned, wise,
+                    '--alpha', '0.5')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    top1 = {name: (zero_shot_top1(SHAPES_FT, ckpt, shapes_root),
+                   zero_shot_top1(DIGITS_ZERO_SHOT, ckpt, digits_root))
+            for name, ckpt in (('pretrained', pretrained),
+                               ('fine-tuned', tuned), ('WiSE-FT', wise))}
+    with capsys.disabled():
+        print(f'(shapes, digits) zero-shot top-1: {top1}')
+    (shapes_before, digits_before), (shapes_after, digits_after), \
+        (shapes_wise, digits_wise) = top1.values()
+    # Measured on an Intel Xeon, 2 threads: shapes 14.6 -> 45.4 (chance
+    # 16.7: the digits CLIP does not know them), digits 98.3 -> 98.1,
+    # WiSE-FT 33.8 / 98.9 (docs/own_data.md).
+    assert shapes_after >= 2 * shapes_before
+    assert shapes_after >= shapes_before + 20
+    assert digits_after >= digits_before - 3
+    assert digits_wise >= digits_after
+    assert shapes_before < shapes_wise < shapes_after

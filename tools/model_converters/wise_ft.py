@@ -1,4 +1,5 @@
-"""WiSE-FT: interpolate a zero-shot and a fine-tuned CLIP classifier.
+"""WiSE-FT: interpolate a zero-shot and a fine-tuned CLIP model or
+classifier.
 
     theta(alpha) = (1 - alpha) * theta_zero_shot + alpha * theta_fine_tuned
 
@@ -14,10 +15,14 @@ the curve as OUT.png, the numbers as OUT.json)::
         --config FT_CONFIG --alphas 0 0.25 0.5 0.75 1
 
 FINE_TUNED is the fine-tuning run's checkpoint (with EMA, its averaged
-weights). ZERO_SHOT is either the zero-shot classifier the run started from
-or, more simply, the CLIP checkpoint it started from: with --config (the
-fine-tune config) its ZeroShotInit rebuilds that classifier (same class
-names and templates). See mmclip.apis.wise_ft.
+weights). After a caption fine-tune (a CLIP model) ZERO_SHOT is the CLIP
+checkpoint the run started from: both towers and the temperature are
+interpolated, no --config needed but for a sweep (the caption fine-tune
+config, scored zero-shot). After a classifier fine-tune ZERO_SHOT is the
+zero-shot classifier the run started from or, more simply, the CLIP
+checkpoint it started from: with --config (the fine-tune config) its
+ZeroShotInit rebuilds that classifier (same class names and templates).
+See mmclip.apis.wise_ft.
 """
 import argparse
 import json
@@ -32,9 +37,12 @@ def parse_args(argv=None):
         description=__doc__.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split('\n\n', 1)[1])
-    parser.add_argument('zero_shot', help='zero-shot classifier checkpoint, '
-                        'or the CLIP checkpoint (needs --config)')
-    parser.add_argument('fine_tuned', help='fine-tuned classifier checkpoint')
+    parser.add_argument('zero_shot', help='the CLIP checkpoint the '
+                        'fine-tuning started from (for a classifier '
+                        'fine-tune: with --config), or the zero-shot '
+                        'classifier')
+    parser.add_argument('fine_tuned', help='fine-tuned CLIP or classifier '
+                        'checkpoint')
     parser.add_argument('out', help='output .pth (--alpha) or .png curve '
                         '(--alphas; the numbers go to the .json beside it)')
     mode = parser.add_mutually_exclusive_group()
@@ -43,7 +51,8 @@ def parse_args(argv=None):
     mode.add_argument('--alphas', type=float, nargs='+',
                       help='evaluate these alphas on the test data of '
                       '--config instead of writing a checkpoint')
-    parser.add_argument('--config', help='the fine-tune config')
+    parser.add_argument('--config', help='the fine-tune config (a caption '
+                        'fine-tune needs it for --alphas only)')
     parser.add_argument('--work-dir', help='logs of the sweep (default '
                         'work_dirs/wise_ft)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,

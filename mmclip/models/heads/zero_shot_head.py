@@ -2,7 +2,7 @@
 import math
 import os
 import os.path as osp
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,7 @@ from mmengine.model import BaseModule
 from tqdm import tqdm
 
 from mmclip.deprecation import renamed_argument
+from mmclip.errors import MissingFileError
 from mmclip.registry import MODELS
 from mmclip.zero_shot_cache import DEFAULT_CACHE_DIR, zero_shot_cache_key
 from ..utils.zero_shot import (SCALE_RENAMED, Scale,
@@ -79,10 +80,18 @@ class ZeroShotClsHead(BaseModule):
                  init_cfg: Optional[dict] = None,
                  logit_scale: Optional[Scale] = None):
         super().__init__(init_cfg=init_cfg)
-        from mmclip.datasets.zero_shot_data import (resolve_classnames,
-                                                    resolve_templates)
-        self.classnames = resolve_classnames(classnames)
-        self.templates = resolve_templates(templates)
+        # Checked now, but a class-name or template file that is not there
+        # yet is read on first use: a config naming the user's own files
+        # builds (get_model, parameter counts) before they exist, and runs
+        # refuse a missing one before any work
+        # (mmclip.apis.preflight.check_model_files).
+        self._prompt_specs = dict(classnames=classnames, templates=templates)
+        self._prompts = {}
+        for what in self._prompt_specs:
+            try:
+                self._prompt_set(what)
+            except MissingFileError:
+                pass
         self.scale = check_scale(
             renamed_argument(type(self).__name__, 'logit_scale', logit_scale,
                              'scale', scale, SCALE_RENAMED))
@@ -93,6 +102,27 @@ class ZeroShotClsHead(BaseModule):
         # must not end up in (or be required by) checkpoints.
         self._weights = None
         self._fingerprint = None
+
+    def _prompt_set(self, what: str) -> Tuple[str, ...]:
+        """The resolved ``'classnames'`` or ``'templates'`` (see
+        :mod:`mmclip.datasets.zero_shot_data`), read once."""
+        from mmclip.datasets.zero_shot_data import (resolve_classnames,
+                                                    resolve_templates)
+        if what not in self._prompts:
+            resolve = dict(classnames=resolve_classnames,
+                           templates=resolve_templates)[what]
+            self._prompts[what] = resolve(self._prompt_specs[what])
+        return self._prompts[what]
+
+    @property
+    def classnames(self) -> Tuple[str, ...]:
+        """tuple[str]: The class names."""
+        return self._prompt_set('classnames')
+
+    @property
+    def templates(self) -> Tuple[str, ...]:
+        """tuple[str]: The prompt templates, each with ``{}``."""
+        return self._prompt_set('templates')
 
     @property
     def num_classes(self) -> int:

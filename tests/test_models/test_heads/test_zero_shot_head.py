@@ -273,3 +273,21 @@ def test_old_logit_scale_key_builds_with_a_warning(model):
                     logit_scale=model.logit_scale)]) for head in (old, new)
             ]
         torch.testing.assert_close(scores[0], scores[1], rtol=0, atol=0)
+
+
+def test_a_users_class_name_file_is_read_when_first_needed(tmp_path):
+    """A caption fine-tune config names the user's classnames.txt: its
+    model builds before the file exists (get_model, parameter counts), a
+    prediction without it raises the missing-file error, and the file is
+    read once it is there. A typo in a registered name still fails at
+    build."""
+    from mmclip.errors import ConfigError, MissingFileError
+    names = tmp_path / 'classnames.txt'
+    head = ZeroShotClsHead(str(names), templates='shapes', cache_dir=None)
+    assert head.templates == resolve_templates('shapes')
+    with pytest.raises(MissingFileError, match='classnames.txt'):
+        head.num_classes
+    names.write_text('cat\ndog\n')
+    assert head.classnames == ('cat', 'dog') and head.num_classes == 2
+    with pytest.raises(ConfigError, match='Unknown classnames'):
+        ZeroShotClsHead('imagenet1k', cache_dir=None)
