@@ -2,17 +2,8 @@
 # (KEY.jpg + KEY.txt), streamed and split across ranks x dataloader workers.
 # CSV/TSV instead: dataset=dict(type='ImageTextDataset', ann_file=...,
 # data_root=...) with sampler=dict(type='DefaultSampler', shuffle=True).
-img_size = 224
-train_pipeline = [
-    dict(type='SampleCaption'),
-    dict(type='TokenizeText'),
-    # Large JPEGs decode at a reduced DCT scale, still >= 2x the crop side.
-    dict(type='LoadImageRGB', decode_min_side=2 * img_size),
-    dict(type='RandomResizedCrop', scale=img_size,
-         crop_ratio_range=(0.9, 1.0), interpolation='bicubic',
-         backend='pillow'),
-    dict(type='PackImageText'),
-]
+_base_ = ['./clip_caption_pipeline_224px.py']
+train_pipeline = _base_.train_pipeline
 batch_size = 512  # per GPU
 train_dataloader = dict(
     batch_size=batch_size,

@@ -21,18 +21,10 @@
 #       _delete_=True, type='CustomDataset', data_root='data/captions/val',
 #       pipeline=test_pipeline, test_mode=True))
 data_root = 'data/captions'
-img_size = 224
-# open_clip's training augmentation: random resized crop (area 0.9-1,
-# bicubic); the caption is tokenized once, in the loader.
-train_pipeline = [
-    dict(type='SampleCaption'),
-    dict(type='TokenizeText'),
-    dict(type='LoadImageRGB', decode_min_side=2 * img_size),
-    dict(type='RandomResizedCrop', scale=img_size,
-         crop_ratio_range=(0.9, 1.0), interpolation='bicubic',
-         backend='pillow'),
-    dict(type='PackImageText'),
-]
+# open_clip's training augmentation (random resized crop, area 0.9-1).
+_base_ = ['./clip_caption_pipeline_224px.py']
+img_size = _base_.img_size
+train_pipeline = _base_.train_pipeline
 # OpenAI's evaluation preprocessing: short side to img_size (bicubic), centre
 # crop; mean/std are the model's data preprocessor's.
 test_pipeline = [
