@@ -30,16 +30,15 @@ through the ``'digits'`` entries of :mod:`mmclip.datasets.zero_shot_data`
 (e.g. the zero-shot head of
 ``configs/clip/clip_vit-tiny-p8_zeroshot-cls_digits-32px.py``).
 """
-import csv
-import json
 import os
 import os.path as osp
-from typing import Dict, Optional, Sequence
+from typing import Dict
 
 import numpy as np
 from PIL import Image
 
 from mmclip.errors import ConfigError
+from .prepared_files import current_meta, write_csv, write_lines, write_meta
 
 #: The digits' names, ``classnames.txt`` of the written data.
 CLASSNAMES = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven',
@@ -161,9 +160,9 @@ def prepare_digits(out_dir: str,
     args = dict(
         size=int(size), val_fraction=float(val_fraction), seed=int(seed),
         resample=resample, version=FORMAT_VERSION)
-    written = read_written_meta(out_dir, args, OUTPUT_FILES)
-    if written is not None:
-        return dict(written, skipped=True)
+    meta = current_meta(out_dir, args, OUTPUT_FILES)
+    if meta is not None:
+        return dict(meta, skipped=True)
 
     digits = load_digits()
     images, labels = digits.images, digits.target.astype(int)
@@ -194,40 +193,7 @@ def prepare_digits(out_dir: str,
     write_csv(osp.join(out_dir, 'val.csv'), ('filepath', 'label'), val_rows)
     write_csv(osp.join(out_dir, 'val_shifted.csv'), ('filepath', 'label'),
               shifted_rows)
+    write_lines(osp.join(out_dir, 'classnames.txt'), CLASSNAMES)
     meta = dict(args=args, num_train=len(train_rows), num_val=len(val_rows))
-    write_classnames_and_meta(out_dir, CLASSNAMES, meta)
+    write_meta(out_dir, meta)  # last: marks a complete write
     return dict(meta, skipped=False)
-
-
-def read_written_meta(out_dir: str, args: dict,
-                      files: Sequence[str]) -> Optional[dict]:
-    """The ``meta.json`` of a complete earlier write of ``out_dir`` with the
-    same ``args`` (all of ``files`` present), else None: a preparation
-    function returns it instead of writing the same data again."""
-    meta_path = osp.join(out_dir, 'meta.json')
-    if not osp.isfile(meta_path):
-        return None
-    with open(meta_path) as f:
-        meta = json.load(f)
-    if meta.get('args') != args or not all(
-            osp.isfile(osp.join(out_dir, n)) for n in files):
-        return None
-    return meta
-
-
-def write_classnames_and_meta(out_dir: str, classnames: Sequence[str],
-                              meta: dict) -> None:
-    """Write ``classnames.txt`` (one per line) and, last, ``meta.json``,
-    which marks the folder's write complete (:func:`read_written_meta`)."""
-    with open(osp.join(out_dir, 'classnames.txt'), 'w') as f:
-        f.write('\n'.join(classnames) + '\n')
-    with open(osp.join(out_dir, 'meta.json'), 'w') as f:
-        json.dump(meta, f, indent=2)
-
-
-def write_csv(path: str, header: Sequence[str], rows) -> None:
-    """Write ``rows`` under ``header`` as a CSV file."""
-    with open(path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)

@@ -35,8 +35,8 @@ import numpy as np
 
 from mmclip.errors import ConfigError
 from .digits import CLASSNAMES as DIGIT_NAMES
-from .digits import (digit_image, read_written_meta, write_classnames_and_meta,
-                     write_csv)
+from .digits import digit_image
+from .prepared_files import current_meta, write_csv, write_lines, write_meta
 
 #: Digits whose mirror image is a class too: six that mirroring changes
 #: (a mirrored 0, 1 or 8 looks like itself), for 16 classes in all.
@@ -106,9 +106,9 @@ def prepare_mirrored_digits(out_dir: str,
     args = dict(size=int(size), train_per_class=int(train_per_class),
                 val_per_class=int(val_per_class), seed=int(seed),
                 version=FORMAT_VERSION)
-    written = read_written_meta(out_dir, args, OUTPUT_FILES)
-    if written is not None:
-        return dict(written, skipped=True)
+    meta = current_meta(out_dir, args, OUTPUT_FILES)
+    if meta is not None:
+        return dict(meta, skipped=True)
 
     digits = load_digits()
     pools = class_pools(digits.target, np.random.RandomState(seed))
@@ -136,5 +136,6 @@ def prepare_mirrored_digits(out_dir: str,
                   split_rows)
     meta = dict(args=args, num_train=len(rows['train']),
                 num_val=len(rows['val']))
-    write_classnames_and_meta(out_dir, CLASSNAMES, meta)
+    write_lines(osp.join(out_dir, 'classnames.txt'), CLASSNAMES)
+    write_meta(out_dir, meta)  # last: marks a complete write
     return dict(meta, skipped=False)
