@@ -13,6 +13,8 @@ from mmclip.registry import MODELS
 
 FT_DIGITS = (f'{REPO_ROOT}/configs/clip/'
              'clip_vit-tiny-p8_ft-1xb64-10e_digits-32px.py')
+SMALL_DATA = (f'{REPO_ROOT}/configs/clip/'
+              'clip_vit-tiny-p8_ft-small-data-1xb32-10e_digits-32px.py')
 
 
 def groups_of(constructor, custom_keys):
@@ -47,6 +49,22 @@ def test_lr_mult_multiplies_the_layer_decayed_lr():
     assert faster['backbone.class_embedding']['weight_decay'] == 0.
     assert faster['backbone.transformer.resblocks.0.ln_1.weight'][
         'weight_decay'] == 0.
+
+
+def test_the_small_data_recipe_trains_its_head_ten_times_faster():
+    """docs/fine_tuning.md, "Small data": the head at 10x the base lr, the
+    tower's top at 1x, the digits recipe's layer decay below."""
+    cfg = Config.fromfile(SMALL_DATA)
+    cfg.model.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmclip'):
+        model = MODELS.build(cfg.model)
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    lrs = {g['param_name']: g['lr'] for g in wrapper.optimizer.param_groups}
+    assert cfg.optim_wrapper.optimizer.lr == 1e-3
+    assert lrs['head.fc.weight'] == pytest.approx(1e-2)
+    assert lrs['backbone.proj'] == pytest.approx(1e-3)
+    assert lrs['backbone.conv1.weight'] == pytest.approx(1e-3 * 0.75**5)
+    assert cfg.train_dataloader.batch_size == 32
 
 
 def test_mmpretrain_constructor_ignores_lr_mult():
