@@ -12,15 +12,19 @@
    held-out digits with prompts the training captions never contained,
    then runs ``tools/inference.py`` with the run's checkpoint on a few of
    them (a table and one PNG per digit in ``WORK_DIR/predictions``).
-3. Makes that CLIP a 10-class digit classifier four ways and prints one
+3. Makes that CLIP a 10-class digit classifier five ways and prints one
    table of their accuracies on the held-out digits and on a noisy copy of
    them (``val_shifted.csv``): zero-shot (the head built from the class
    names), a linear probe of the frozen image tower, a full fine-tune
    (``configs/clip/clip_vit-tiny-p8_ft-1xb64-10e_digits-32px.py``, its head
-   started as the zero-shot one, in ``WORK_DIR/fine_tune``) and WiSE-FT
+   started as the zero-shot one, in ``WORK_DIR/fine_tune``), WiSE-FT
    alpha=0.5, the average of the zero-shot and fine-tuned weights
-   (``tools/model_converters/wise_ft.py``): what fine-tuning gains on the
-   training distribution and loses off it, and what weight averaging keeps.
+   (``tools/model_converters/wise_ft.py``), and FLYP, both towers trained
+   with the contrastive loss on captions made of the class names
+   (``configs/clip/flyp_vit-tiny-p8_1xb32-10e_digits-32px.py``, in
+   ``WORK_DIR/flyp``) and scored with their zero-shot head: what
+   fine-tuning gains on the training distribution and loses off it, and
+   what weight averaging and the pretraining loss keep.
 """
 import argparse
 import csv
@@ -39,6 +43,9 @@ DIGITS_CONFIG = osp.join(
 FINE_TUNE_CONFIG = osp.join(
     osp.dirname(TOOLS_DIR), 'configs', 'clip',
     'clip_vit-tiny-p8_ft-1xb64-10e_digits-32px.py')
+FLYP_CONFIG = osp.join(
+    osp.dirname(TOOLS_DIR), 'configs', 'clip',
+    'flyp_vit-tiny-p8_1xb32-10e_digits-32px.py')
 #: Test sets of the fine-tuning table: column name -> annotation file.
 DIGITS_TEST_SETS = {'held-out': 'val.csv', 'noisy': 'val_shifted.csv'}
 PROMPTS = [
@@ -66,6 +73,7 @@ def parse_args(argv=None):
                         'classifiers of it')
     parser.add_argument('--digits-config', default=DIGITS_CONFIG)
     parser.add_argument('--fine-tune-config', default=FINE_TUNE_CONFIG)
+    parser.add_argument('--flyp-config', default=FLYP_CONFIG)
     parser.add_argument('--data-root', default='data/digits')
     parser.add_argument('--work-dir', default='work_dirs/digits_demo')
     return parser.parse_args(argv)
@@ -84,10 +92,7 @@ def pretrain_digits(args) -> dict:
                      'cpu_threads': args.threads})
     model = train(cfg).model.eval()
     model.cfg = cfg  # evaluation preprocessing comes from the config
-    with open(osp.join(args.data_root, 'val.csv')) as f:
-        rows = list(csv.DictReader(f))
-    images = [osp.join(args.data_root, r['filepath']) for r in rows]
-    labels = [int(r['label']) for r in rows]
+    images, labels = read_labelled(args.data_root, 'val.csv')
     acc = zero_shot_accuracy(model, images, labels, CLASSNAMES,
                              ZERO_SHOT_TEMPLATES, topk=(1, 5))
     print(f'\nDigits: tiny CLIP pretrained from scratch for '
@@ -99,6 +104,15 @@ def pretrain_digits(args) -> dict:
     print(f'  curves: {osp.join(cfg.work_dir, "training_curves.png")}')
     infer_with_checkpoint(args, cfg, images[:8])
     return acc
+
+
+def read_labelled(data_root: str, ann_file: str) -> tuple:
+    """The image paths and labels of a ``filepath,label`` CSV of the
+    digits data."""
+    with open(osp.join(data_root, ann_file)) as f:
+        rows = list(csv.DictReader(f))
+    return ([osp.join(data_root, r['filepath']) for r in rows],
+            [int(r['label']) for r in rows])
 
 
 def infer_with_checkpoint(args, cfg, images) -> None:
@@ -131,8 +145,9 @@ def digits_data_options(data_root: str, test_set: str = 'val.csv') -> dict:
 
 
 def fine_tune_digits(args, clip_checkpoint: str) -> dict:
-    """Zero-shot, linear probe, full fine-tune and WiSE-FT (alpha 0.5) of
-    the pretrained digits CLIP, each on the held-out and the noisy digits.
+    """Zero-shot, linear probe, full fine-tune, WiSE-FT (alpha 0.5) and
+    FLYP of the pretrained digits CLIP, each on the held-out and the noisy
+    digits.
 
     Args:
         args (argparse.Namespace): :func:`parse_args`'s.
@@ -156,7 +171,7 @@ def fine_tune_digits(args, clip_checkpoint: str) -> dict:
     train(cfg)
     fine_tuned = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
     table = {'zero-shot': {}, 'linear probe': {}, 'full fine-tune': {},
-             'WiSE-FT alpha=0.5': {}}
+             'WiSE-FT alpha=0.5': {}, 'FLYP': {}}
     table['linear probe'] = probe_digits(args, clip_checkpoint, options)
     for name, ann_file in DIGITS_TEST_SETS.items():
         test_options = dict(options, **{
@@ -170,8 +185,39 @@ def fine_tune_digits(args, clip_checkpoint: str) -> dict:
         for row, res in zip(('zero-shot', 'full fine-tune',
                              'WiSE-FT alpha=0.5'), results):
             table[row][name] = res['accuracy/top1']
+    table['FLYP'] = flyp_digits(args, clip_checkpoint)
     print_digits_table(table, cfg.train_cfg.max_epochs)
     return table
+
+
+def flyp_digits(args, clip_checkpoint: str) -> dict:
+    """FLYP: the digits CLIP trained on with its contrastive loss, every
+    training digit captioned with a zero-shot template and its class name
+    (``args.flyp_config``), then scored as a zero-shot classifier with the
+    same names and templates.
+
+    Returns:
+        dict: Test set name (:data:`DIGITS_TEST_SETS`) -> top-1 %.
+    """
+    from mmclip.apis import prepare_train_config, train, zero_shot_accuracy
+    from mmclip.datasets.digits import CLASSNAMES, ZERO_SHOT_TEMPLATES
+    classes = osp.join(args.data_root, 'classnames.txt')
+    options = {'cpu_threads': args.threads, 'load_from': clip_checkpoint,
+               'train_dataloader.dataset.classnames': classes}
+    for key in ('train_dataloader.dataset.dataset', 'val_dataloader.dataset',
+                'test_dataloader.dataset'):
+        options.update({f'{key}.data_root': args.data_root,
+                        f'{key}.classes': classes})
+    cfg = prepare_train_config(args.flyp_config, cfg_options=options,
+                               work_dir=osp.join(args.work_dir, 'flyp'))
+    model = train(cfg).model.eval()
+    model.cfg = cfg  # evaluation preprocessing comes from the config
+    return {
+        name: zero_shot_accuracy(
+            model, *read_labelled(args.data_root, ann_file), CLASSNAMES,
+            ZERO_SHOT_TEMPLATES, topk=(1, ))['top1']
+        for name, ann_file in DIGITS_TEST_SETS.items()
+    }
 
 
 def probe_digits(args, clip_checkpoint: str, options: dict) -> dict:
@@ -200,12 +246,13 @@ def probe_digits(args, clip_checkpoint: str, options: dict) -> dict:
 
 
 def print_digits_table(table: dict, epochs: int) -> None:
-    """The four classifiers' top-1 as one table (markdown)."""
+    """The five classifiers' top-1 as one table (markdown)."""
     how = {
         'zero-shot': 'head from the class names, no training',
         'linear probe': 'frozen tower, logistic regression',
         'full fine-tune': f'{epochs} epochs from the zero-shot head',
         'WiSE-FT alpha=0.5': 'mean of zero-shot and fine-tuned weights',
+        'FLYP': 'contrastive loss on class-name captions',
     }
     print('\nDigits: the pretrained CLIP as a 10-class classifier, top-1 % '
           'on the held-out digits and on the same digits with pixel noise '

@@ -216,8 +216,8 @@ def test_digits_zero_shot_top1_at_least_85(tmp_path, digits_root,
 def test_digits_classifier_table(pretrained_digits, capsys):
     """The demo's classifiers of that CLIP: the zero-shot head (the
     zero-shot evaluation's classifier, the fine-tune's start), the linear
-    probe, the full fine-tune and WiSE-FT, on the held-out and the noisy
-    digits."""
+    probe, the full fine-tune, WiSE-FT and FLYP, on the held-out and the
+    noisy digits."""
     demo, args, zero_shot = pretrained_digits
     capsys.readouterr()
     table = demo.fine_tune_digits(
@@ -241,6 +241,13 @@ def test_digits_classifier_table(pretrained_digits, capsys):
     assert table['zero-shot']['noisy'] > table['WiSE-FT alpha=0.5']['noisy'] \
         > table['full fine-tune']['noisy']
     assert table['linear probe']['held-out'] > 50
+    # FLYP trains with the pretraining's loss on captions of the class
+    # names and classifies with the zero-shot head it keeps: measured with
+    # this seed on an Intel Xeon, it tied zero-shot in distribution (98.3)
+    # and on the noisy copy kept 4.7 points more than the fine-tune (78.8
+    # vs 74.1, zero-shot 77.2; docs/fine_tuning.md#the-demos-table).
+    assert table['FLYP']['held-out'] >= table['zero-shot']['held-out'] - 1.0
+    assert table['FLYP']['noisy'] > table['full fine-tune']['noisy']
     # One table: a row per classifier, a column per test set.
     for name, row in table.items():
         assert set(row) == {'held-out', 'noisy'}
@@ -310,3 +317,55 @@ def test_caption_fine_tune_teaches_shapes_and_keeps_digits(
     assert digits_after >= digits_before - 3
     assert digits_wise >= digits_after
     assert shapes_before < shapes_wise < shapes_after
+
+
+#: The small-data fine-tuning recipe a user's config for a new task inherits.
+SMALL_DATA_RECIPE = osp.join(
+    REPO_ROOT, 'configs', 'clip',
+    'clip_vit-tiny-p8_ft-small-data-1xb32-10e_digits-32px.py')
+
+
+def test_small_data_recipe_beats_the_linear_probe_on_a_new_task(
+        tmp_path, pretrained_digits):
+    """A user's config for a new 16-class task that inherits the digits
+    fine-tune recipe (the mirrored digits: 960 labelled images, 6 classes
+    the CLIP's captions never named), trained and tested through the tools,
+    scores at least the linear probe of the same frozen tower
+    (``docs/fine_tuning.md``, "Small data")."""
+    _, args, _ = pretrained_digits
+    clip = osp.join(args.work_dir, 'epoch_24.pth')
+    data = str(tmp_path / 'mirrored')
+    proc = run_tool('dataset_converters/prepare_mirrored_digits.py', data)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = tmp_path / 'mirrored_ft.py'
+    config.write_text(f'''_base_ = [{SMALL_DATA_RECIPE!r}]
+data_root = {data!r}
+classes = data_root + '/classnames.txt'
+model = dict(head=dict(num_classes=16),
+             init_cfg=dict(checkpoint={clip!r}, classnames=classes,
+                           cache_dir=None))
+train_dataloader = dict(dataset=dict(data_root=data_root, classes=classes))
+val_dataloader = dict(dataset=dict(data_root=data_root, classes=classes))
+test_dataloader = dict(dataset=dict(data_root=data_root, classes=classes))
+''')
+    work_dir = str(tmp_path / 'ft')
+    # Two threads whatever the load: the accuracy depends on the count.
+    run_train(str(config), work_dir, '--threads', '2')
+    proc = run_tool('test.py', str(config),
+                    osp.join(work_dir, 'epoch_10.pth'))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    top1 = [line for line in proc.stdout.splitlines()
+            if line.startswith('accuracy/top1:')]
+    fine_tuned = float(top1[0].split(':')[1])
+    probe_json = str(tmp_path / 'probe.json')
+    proc = run_tool('analysis_tools/linear_probe.py', str(config), clip,
+                    '--out', probe_json)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(probe_json) as f:
+        probe = json.load(f)
+    assert probe['num_samples'] == {'train': 960, 'test_dataloader': 448}
+    print(f'mirrored digits: fine-tune {fine_tuned:.2f}, '
+          f'linear probe {probe["top1"]:.2f}')
+    # Measured on this task over seeds 0-3: the recipe 97.3-98.0, the probe
+    # 95.1; the digits' earlier recipe (lr 1e-4, batch 64) 68.1.
+    assert fine_tuned >= probe['top1']
