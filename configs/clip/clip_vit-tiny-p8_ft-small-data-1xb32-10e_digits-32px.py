@@ -16,6 +16,9 @@
 #   python tools/dataset_converters/prepare_mirrored_digits.py \
 #       data/mirrored_digits
 #   python tools/train.py my_configs/mirrored_ft.py
+# On the digits themselves (the demo's pretraining checkpoint):
+#   python tools/train.py \
+#       configs/clip/clip_vit-tiny-p8_ft-small-data-1xb32-10e_digits-32px.py
 _base_ = ['./clip_vit-tiny-p8_ft-1xb64-10e_digits-32px.py']
 train_dataloader = dict(batch_size=32)
 optim_wrapper = dict(

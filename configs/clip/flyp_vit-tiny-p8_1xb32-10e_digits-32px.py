@@ -1,4 +1,4 @@
-# FLYP on the digits (flyp_vit-base-p16_8xb64-amp-10e_in1k-224px.py's
+# FLYP on the digits (flyp_vit-base-p16_8xb64-amp-10e_in1k.py's
 # recipe at the tiny CLIP's scale): fine-tune the digits CLIP with its own
 # contrastive loss on labelled digits, every image's caption one of the
 # zero-shot templates filled with its class name (drawn anew every step),

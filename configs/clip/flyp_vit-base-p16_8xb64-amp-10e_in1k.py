@@ -17,7 +17,7 @@
 #   python tools/model_converters/clip_to_mmclip.py ViT-B-16.pt \
 #       checkpoints/vit-b-16_openai.pth
 #   torchrun --nproc_per_node 8 tools/train.py \
-#       configs/clip/flyp_vit-base-p16_8xb64-amp-10e_in1k-224px.py \
+#       configs/clip/flyp_vit-base-p16_8xb64-amp-10e_in1k.py \
 #       --launcher pytorch
 # Target: the paper's ImageNet figures (top-1, and the mean over the five
 # ImageNet shifts V2, R, A, Sketch, ObjectNet; its Table 1) could not be
