@@ -145,8 +145,9 @@ def _downloads(dataset: dict) -> bool:
 
 
 def check_data_files(cfg: Config, loaders: Sequence[str]) -> None:
-    """Refuse a run whose data is not where the config says, or whose
-    captions are all empty, before the model is built.
+    """Refuse a run whose data is not where the config says, whose
+    captions are all empty or whose labels have no class name, before the
+    model is built.
 
     Args:
         cfg (Config): The loaded config (``cfg.filename`` names it in the
@@ -162,7 +163,9 @@ def check_data_files(cfg: Config, loaders: Sequence[str]) -> None:
             (``python tools/dataset_converters/...``), else the config to
             read, or ``--cfg-options`` to point it elsewhere.
         ConfigError: A caption file (``ImageTextDataset``) holds no caption
-            (:meth:`~mmclip.datasets.ImageTextDataset.check_captions`).
+            (:meth:`~mmclip.datasets.ImageTextDataset.check_captions`), or a
+            labelled CSV (``CsvClassificationDataset``) has labels that its
+            class names do not cover.
     """
     for loader in loaders:
         dataset = (cfg.get(loader) or {}).get('dataset')
@@ -177,7 +180,7 @@ def check_data_files(cfg: Config, loaders: Sequence[str]) -> None:
                 f'{_missing(path)}: {loader} of {cfg.filename} '
                 f'reads it. {prepare}, or point the config at your copy '
                 f'with `--cfg-options {key}=...`.')
-        _check_captions(dataset, f'{loader}.dataset', cfg.filename)
+        _check_annotations(dataset, f'{loader}.dataset', cfg.filename)
 
 
 def _prepare_command(cfg_text: str, path: str) -> Optional[str]:
@@ -195,23 +198,29 @@ def _prepare_command(cfg_text: str, path: str) -> Optional[str]:
     return commands[0] if commands else None
 
 
-def _check_captions(dataset: dict, key: str, config: str) -> None:
+def _check_annotations(dataset: dict, key: str, config: str) -> None:
     """Refuse caption files (``ImageTextDataset``'s) without any caption,
-    reading each only up to its first caption."""
-    from mmclip.datasets import ImageTextDataset
+    reading each only up to its first caption, and labelled CSV files
+    (``CsvClassificationDataset``'s) with labels their class names do not
+    cover."""
+    from mmclip.datasets import CsvClassificationDataset, ImageTextDataset
     for dataset, key in _nested_datasets(dataset, key):
         dataset_cls = _dataset_class(dataset)
-        if dataset_cls is None or not issubclass(dataset_cls,
-                                                 ImageTextDataset):
+        if dataset_cls is None:
             continue
         options = {k: v for k, v in dataset.items() if k != 'type'}
-        options.update(pipeline=[], lazy_init=True)
+        options.update(pipeline=[])
         try:
-            dataset_cls(**options).check_captions()
+            if issubclass(dataset_cls, ImageTextDataset):
+                dataset_cls(**options, lazy_init=True).check_captions()
+            elif issubclass(dataset_cls, CsvClassificationDataset):
+                dataset_cls(**options)  # reads the labels, checks them
         except ConfigError as err:
-            raise ConfigError(
-                f'{err} ({key} of {config}; `--cfg-options '
-                f'{key}.caption_key=COLUMN` sets the column.)') from None
+            option = ('caption_key=COLUMN` sets the column'
+                      if issubclass(dataset_cls, ImageTextDataset) else
+                      'classes=FILE` names another class-name file')
+            raise ConfigError(f'{err} ({key} of {config}; `--cfg-options '
+                              f'{key}.{option}.)') from None
 
 
 def _weights_source(path: str) -> str:

@@ -143,8 +143,11 @@ def train(cfg: Config):
     from mmclip.engine import build_runner
     check_accumulation(cfg)
     check_resumable(cfg)
+    # val_cfg = dict() validates too (mmengine builds a ValLoop for any
+    # val_cfg that is not None).
+    validates = cfg.get('val_cfg') is not None
     check_data_files(cfg, ['train_dataloader'] +
-                     (['val_dataloader'] if cfg.get('val_cfg') else []))
+                     (['val_dataloader'] if validates else []))
     check_model_files(cfg)
     setup_distributed(cfg)
     with mmclip_checkpoint_loading():

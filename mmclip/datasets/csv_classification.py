@@ -5,6 +5,7 @@ from typing import List
 
 from mmpretrain.datasets import BaseDataset
 
+from mmclip.errors import ConfigError, shorten_list
 from mmclip.registry import DATASETS
 
 
@@ -17,7 +18,10 @@ class CsvClassificationDataset(BaseDataset):
         images/0003.png,3
 
     Paths are relative to ``data_prefix['img_path']`` (by default
-    ``data_root``); labels are integer class indices. Everything else
+    ``data_root``); labels are integer class indices. With ``classes`` (a
+    list or a class-name file, one name a line), every label must index
+    one of them: a label the class names do not cover is a
+    :class:`~mmclip.errors.ConfigError` naming both files. Everything else
     (``classes``, ``pipeline``, ``test_mode``, ...) is mmpretrain's
     :class:`~mmpretrain.datasets.BaseDataset`.
 
@@ -38,6 +42,7 @@ class CsvClassificationDataset(BaseDataset):
         self.path_column = path_column
         self.label_column = label_column
         kwargs.setdefault('data_prefix', '')
+        self._classes_source = kwargs.get('classes')
         super().__init__(ann_file=ann_file, **kwargs)
 
     def load_data_list(self) -> List[dict]:
@@ -55,7 +60,31 @@ class CsvClassificationDataset(BaseDataset):
                 raise ValueError(
                     f'{self.ann_file} lacks column(s) {sorted(missing)} (has '
                     f'{reader.fieldnames}); set path_column/label_column.')
-            return [
+            data_list = [
                 dict(img_path=osp.join(prefix, row[self.path_column]),
                      gt_label=int(row[self.label_column])) for row in reader
             ]
+        self._check_labels(data_list)
+        return data_list
+
+    def _check_labels(self, data_list: List[dict]) -> None:
+        """Refuse labels outside ``classes`` (when given): the zero-shot
+        head and the metrics would index past the class names."""
+        classes = self.metainfo.get('classes')
+        if not classes:
+            return
+        bad = sorted({d['gt_label'] for d in data_list
+                      if not 0 <= d['gt_label'] < len(classes)})
+        if not bad:
+            return
+        count = sum(not 0 <= d['gt_label'] < len(classes) for d in data_list)
+        source = (f'the class-name file {self._classes_source}'
+                  if isinstance(self._classes_source, str)
+                  else 'the classes given')
+        labels = shorten_list([str(b) for b in bad])
+        raise ConfigError(
+            f'{self.ann_file} has {count} record(s) with labels '
+            f'{labels} that {source} does not cover: it names '
+            f'{len(classes)} classes (labels 0-{len(classes) - 1}). Add the '
+            'missing class names, one a line in label order, or fix the '
+            'labels.')

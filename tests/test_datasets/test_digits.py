@@ -140,3 +140,27 @@ def test_idempotent_and_deterministic(digits_dir, tmp_path):
     img = LoadImageRGB()(dict(img_path=osp.join(str(tmp_path),
                                                 'images/0000.png')))['img']
     assert img.shape == (16, 16, 3)
+
+
+def test_labels_outside_the_class_names_are_refused(tmp_path):
+    """A labelled CSV whose labels index past its class names (a class the
+    class-name file forgot) fails at build, naming both files."""
+    from mmclip.datasets import CsvClassificationDataset
+    from mmclip.errors import ConfigError
+    (tmp_path / 'val.csv').write_text('filepath,label\na.png,0\nb.png,5\n'
+                                      'c.png,5\nd.png,-1\n')
+    (tmp_path / 'classnames.txt').write_text('zero\none\n')
+    with pytest.raises(ConfigError) as info:
+        CsvClassificationDataset(
+            ann_file='val.csv', data_root=str(tmp_path),
+            classes=str(tmp_path / 'classnames.txt'), pipeline=[])
+    assert str(info.value) == (
+        f'{tmp_path}/val.csv has 3 record(s) with labels -1, 5 that the '
+        f'class-name file {tmp_path}/classnames.txt does not cover: it names '
+        '2 classes (labels 0-1). Add the missing class names, one a line in '
+        'label order, or fix the labels.')
+    # Labels within the names, or no class names given: read as before.
+    (tmp_path / 'val.csv').write_text('filepath,label\na.png,0\nb.png,1\n')
+    assert len(CsvClassificationDataset(
+        ann_file='val.csv', data_root=str(tmp_path),
+        classes=str(tmp_path / 'classnames.txt'), pipeline=[])) == 2

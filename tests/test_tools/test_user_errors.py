@@ -118,3 +118,30 @@ def test_a_caption_file_whose_captions_are_all_empty(tmp_path):
     assert (f'train_dataloader.dataset of {config}; `--cfg-options '
             'train_dataloader.dataset.caption_key=COLUMN`') in err
     assert not (tmp_path / 'work_dirs').exists()
+
+
+def test_labels_that_the_class_names_do_not_cover(tmp_path):
+    """The caption fine-tune's zero-shot validation reads val.csv's labels
+    as lines of classnames.txt; a label past its last line (a class the
+    file forgot) is one line naming both files and the fix, before the run
+    starts."""
+    config = osp.join(CONFIGS,
+                      'clip_vit-base-p32_caption-ft-8xb64-amp-10e_custom.py')
+    data = tmp_path / 'data' / 'captions'
+    data.mkdir(parents=True)
+    (data / 'train.csv').write_text(
+        'filepath,title\n' +
+        ''.join(f'images/{i}.jpg,a photo of {i}\n' for i in range(4)))
+    (data / 'val.csv').write_text(
+        'filepath,label\n' +
+        ''.join(f'images/{i}.jpg,{i}\n' for i in range(4)))
+    (data / 'classnames.txt').write_text('cat\ndog\n')
+    err = one_error_line(run_tool(tmp_path, 'train.py', config))
+    assert err.startswith(
+        'error: data/captions/val.csv has 2 record(s) with labels 2, 3 that '
+        'the class-name file data/captions/classnames.txt does not cover: '
+        'it names 2 classes (labels 0-1). Add the missing class names, one '
+        'a line in label order, or fix the labels.'), err
+    assert (f'(val_dataloader.dataset of {config}; `--cfg-options '
+            'val_dataloader.dataset.classes=FILE`') in err
+    assert not (tmp_path / 'work_dirs').exists()
