@@ -110,19 +110,24 @@ def test(cfg: Config, show_dir: Optional[str] = None,
     import mmclip.models  # noqa: F401 (registers the heads)
     from mmclip.engine import build_runner
     from mmclip.engine.hooks import ShowPredictionsHook
-    from mmclip.models.pretrained import checkpoint_fits_model
+    from mmclip.models.pretrained import (checkpoint_fits_config,
+                                          checkpoint_fits_model)
     from mmclip.utils.checkpoint import mmclip_checkpoint_loading
     check_data_files(cfg, ['test_dataloader'])
     check_model_files(cfg, init_weights=False)
+    # The runner loads non-strictly: a CLIP checkpoint in a classifier
+    # config would be evaluated with a random head. Checked before the
+    # runner writes its work dir where the model builds on the meta device.
+    checkpoint = osp.expanduser(cfg.load_from or '')
+    checked = osp.isfile(checkpoint) and checkpoint_fits_config(
+        cfg.model, checkpoint)
     setup_distributed(cfg)
     with mmclip_checkpoint_loading():
         runner = build_runner(cfg)
-        if cfg.load_from and osp.isfile(osp.expanduser(cfg.load_from)):
-            # The runner loads non-strictly: a CLIP checkpoint in a
-            # classifier config would be evaluated with a random head.
+        if not checked and osp.isfile(checkpoint):
             model = runner.model.module if is_model_wrapper(
                 runner.model) else runner.model
-            checkpoint_fits_model(model, osp.expanduser(cfg.load_from))
+            checkpoint_fits_model(model, checkpoint)
         if show_dir:
             runner.register_hook(ShowPredictionsHook(show_dir, max_show))
         metrics = runner.test()

@@ -3,10 +3,12 @@
 ``get_model(pretrained=...)``, :class:`~mmclip.models.ZeroShotInit` and the
 linear probe's image tower all load through :func:`load_pretrained`.
 """
+import copy
 import inspect
 import os.path as osp
 from typing import Dict, Iterable, List, Optional, Tuple
 
+import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger
 
@@ -18,7 +20,8 @@ from .utils.checkpoint import load_weights, read_checkpoint, weights_of
 
 __all__ = [
     'CheckpointMismatchError', 'check_checkpoint_parts', 'check_model_cfg',
-    'checkpoint_fits_model', 'describe_checkpoint', 'load_pretrained'
+    'checkpoint_fits_config', 'checkpoint_fits_model', 'describe_checkpoint',
+    'load_pretrained'
 ]
 
 #: Key prefixes of checkpoints that were not converted to mmclip's layout.
@@ -315,3 +318,31 @@ def checkpoint_fits_model(model: nn.Module, checkpoint: str) -> None:
     keys = weights_of(read_checkpoint(checkpoint, mmap=True),
                       checkpoint)['state_dict']
     check_checkpoint_parts(model.state_dict(), keys, checkpoint)
+
+
+def checkpoint_fits_config(model_cfg: dict, checkpoint: str) -> bool:
+    """:func:`checkpoint_fits_model` for the model a config describes,
+    before anything is built for real: the model is built on the meta
+    device (no memory, no initialisation; a fraction of a second even for
+    ViT-L), so a tool can refuse a checkpoint of the other kind before its
+    runner writes a work dir.
+
+    Args:
+        model_cfg (dict): The config's ``model``.
+        checkpoint (str): A local checkpoint file.
+
+    Returns:
+        bool: True when checked; False when the model could not be built on
+        the meta device (the caller checks the built model instead).
+
+    Raises:
+        CheckpointMismatchError: See :func:`check_checkpoint_parts`.
+    """
+    from mmclip.registry import MODELS
+    try:
+        with torch.device('meta'):
+            model = MODELS.build(copy.deepcopy(model_cfg))
+    except Exception:  # e.g. a model that computes at build: check later
+        return False
+    checkpoint_fits_model(model, checkpoint)
+    return True

@@ -145,3 +145,28 @@ def test_labels_that_the_class_names_do_not_cover(tmp_path):
     assert (f'(val_dataloader.dataset of {config}; `--cfg-options '
             'val_dataloader.dataset.classes=FILE`') in err
     assert not (tmp_path / 'work_dirs').exists()
+
+
+def test_a_checkpoint_of_the_other_kind(project):
+    """tools/test.py with a CLIP checkpoint and a classifier config (and
+    the reverse) would score a random head (or text tower): one line saying
+    what the checkpoint is and what to use, before a work dir is
+    written."""
+    import torch
+    from mmengine.config import Config
+
+    import mmclip.models  # noqa: F401 (registers the models)
+    from mmclip.registry import MODELS
+    for config, other in ((FINE_TUNE, ZERO_SHOT), (ZERO_SHOT, FINE_TUNE)):
+        model = MODELS.build(Config.fromfile(other).model)
+        checkpoint = project / 'other_kind.pth'
+        torch.save(dict(state_dict=model.state_dict()), checkpoint)
+        err = one_error_line(run_tool(project, 'test.py', config,
+                                      str(checkpoint)))
+        kind = 'CLIP' if other == ZERO_SHOT else 'classifier'
+        assert err.startswith(f"error: '{checkpoint}' is a {kind} "
+                              'checkpoint'), err
+        fix = ('evaluate it with a zero-shot config' if kind == 'CLIP' else
+               'Use it with its classifier config')
+        assert fix in err
+        assert not (project / 'work_dirs').exists()
