@@ -36,11 +36,32 @@ class TextEmbedder:
         return self.encode(texts)
 
 
-def text_tower_fingerprint(text_encoder: nn.Module, tokenizer) -> str:
-    """SHA-256 of everything text embeddings depend on besides the text.
+def state_fingerprint(module: nn.Module, extra: str = '') -> str:
+    """SHA-256 of ``extra`` and the module's state dict (names, dtypes,
+    shapes and bytes): what a module's outputs depend on besides its input.
 
-    Hashes the text tower's state dict (names, dtypes, shapes and bytes) and
-    the tokenizer's type and context length.
+    Args:
+        module (nn.Module): E.g. a text or image tower.
+        extra (str): Anything else the outputs depend on (a tokenizer's
+            type, a preprocessing description). Defaults to ``''``.
+
+    Returns:
+        str: 64 hex digits.
+    """
+    digest = hashlib.sha256()
+    digest.update(extra.encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f'{name}:{flat.dtype}:{tuple(tensor.shape)}'.encode())
+        # Viewing as bytes works for every dtype (numpy lacks bfloat16).
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def text_tower_fingerprint(text_encoder: nn.Module, tokenizer) -> str:
+    """SHA-256 of everything text embeddings depend on besides the text:
+    the text tower's state dict and the tokenizer's type and context length
+    (see :func:`state_fingerprint`).
 
     Args:
         text_encoder (nn.Module): The text tower.
@@ -49,12 +70,6 @@ def text_tower_fingerprint(text_encoder: nn.Module, tokenizer) -> str:
     Returns:
         str: 64 hex digits.
     """
-    digest = hashlib.sha256()
-    digest.update(f'{type(tokenizer).__name__}:'
-                  f'{getattr(tokenizer, "context_length", None)}'.encode())
-    for name, tensor in sorted(text_encoder.state_dict().items()):
-        flat = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f'{name}:{flat.dtype}:{tuple(tensor.shape)}'.encode())
-        # Viewing as bytes works for every dtype (numpy lacks bfloat16).
-        digest.update(flat.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    return state_fingerprint(
+        text_encoder, f'{type(tokenizer).__name__}:'
+        f'{getattr(tokenizer, "context_length", None)}')

@@ -1,0 +1,211 @@
+"""Reading the suite's datasets as they lie on disk: clip_benchmark's
+webdataset exports, folders of images per class and torchvision's CIFAR
+files. Nothing is downloaded.
+
+A reader gives a :class:`ClassificationData`: the class names and templates
+that go with the data, and its samples as ``(key, image, label)`` with the
+image still encoded (a path, the bytes of a tar member or a decoded array),
+so that one unreadable image is counted and named instead of stopping the
+run.
+"""
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+
+from mmclip.errors import ConfigError, MissingFileError
+from .catalog import SuiteDataset
+
+#: An image as a reader gives it: a file path, encoded bytes or an RGB
+#: ``(H, W, 3)`` uint8 array.
+EncodedImage = Union[str, bytes, np.ndarray]
+Sample = Tuple[str, EncodedImage, int]
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.jfif')
+# clip_benchmark's order of image members in an export sample.
+WDS_IMAGE_KEYS = ('webp', 'png', 'jpg', 'jpeg')
+
+
+@dataclass
+class ClassificationData:
+    """One dataset found on disk.
+
+    Args:
+        name (str): The suite's name, e.g. ``'cifar100'``.
+        source (str): The folder read.
+        classnames (tuple[str]): The class names, in label order.
+        templates (tuple[str]): The prompt templates, each with ``{}``.
+        samples (callable): ``() -> iterator of (key, image, label)``.
+        files (list[str]): The files the samples come from (their sizes and
+            times identify this copy of the data).
+        read_errors (list[str]): Filled while ``samples`` runs: parts of
+            the data that could not be read at all (a truncated shard).
+    """
+    name: str
+    source: str
+    classnames: Tuple[str, ...]
+    templates: Tuple[str, ...]
+    samples: Callable[[], Iterator[Sample]]
+    files: List[str]
+    read_errors: List[str] = field(default_factory=list)
+
+
+def _read_list(path: str) -> Tuple[str, ...]:
+    with open(path, encoding='utf-8') as f:
+        return tuple(line.strip() for line in f if line.strip())
+
+
+def read_wds_export(name: str, folder: str,
+                    split: str = 'test') -> ClassificationData:
+    """A classification export of ``clip_benchmark_export_wds``: shards
+    ``{split}/0.tar ...`` (their count in ``{split}/nshards.txt``), each
+    sample an image and a ``.cls`` label, with ``classnames.txt`` and
+    ``zeroshot_classification_templates.txt`` beside them (templates with
+    ``{c}``, as clip_benchmark writes them).
+
+    Args:
+        name (str): The dataset's name.
+        folder (str): The export folder, e.g. ``data/wds_cifar100``.
+        split (str): Defaults to ``'test'`` (clip_benchmark's default).
+
+    Returns:
+        ClassificationData: Samples in shard order.
+    """
+    lists = {}
+    for what in ('classnames', 'zeroshot_classification_templates'):
+        path = osp.join(folder, f'{what}.txt')
+        if not osp.isfile(path):
+            raise MissingFileError(
+                f'{path} is missing: a zero-shot export holds its class '
+                'names and templates (write it with clip_benchmark_export_wds'
+                ' or pass --classnames / --templates).')
+        lists[what] = _read_list(path)
+    with open(osp.join(folder, split, 'nshards.txt')) as f:
+        shards = [
+            osp.join(folder, split, f'{i}.tar')
+            for i in range(int(f.read().strip()))
+        ]
+    data = ClassificationData(
+        name, folder, lists['classnames'],
+        tuple(t.replace('{c}', '{}')
+              for t in lists['zeroshot_classification_templates']),
+        samples=lambda: _wds_samples(shards, data.read_errors),
+        files=shards)
+    return data
+
+
+def _wds_samples(shards: List[str], read_errors: List[str]
+                 ) -> Iterator[Sample]:
+    import webdataset as wds
+
+    def note(err: Exception) -> bool:
+        # A shard that cannot be read ends that shard, not the run.
+        read_errors.append(f'{type(err).__name__}: {err}')
+        return True
+
+    for shard in shards:
+        if not _complete_tar(shard):
+            read_errors.append(
+                f'{shard}: truncated (no end-of-archive blocks); its samples '
+                'after the cut are missing: export or copy it again')
+    for sample in wds.WebDataset(shards, handler=note, shardshuffle=False,
+                                 empty_check=False):
+        key = sample['__key__']
+        image = next((sample[k] for k in WDS_IMAGE_KEYS if k in sample), None)
+        if 'cls' not in sample or image is None:
+            read_errors.append(f'{key}: no image and .cls label')
+            continue
+        yield key, image, int(sample['cls'])
+
+
+def _complete_tar(path: str) -> bool:
+    """Whether the tar file ``path`` ends as every tar writer ends one:
+    whole 512-byte blocks, the last two zero. A shard cut at a member
+    boundary reads without an error in tarfile and webdataset (measured
+    with webdataset 1.0.2), so this is how a truncated shard is noticed."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, 'rb') as f:
+            f.seek(max(0, size - 1024))
+            tail = f.read()
+    except OSError:  # missing: webdataset's error names it
+        return True
+    return size % 512 == 0 and size >= 1024 and not tail.strip(b'\0')
+
+
+def read_class_folders(spec: SuiteDataset, folder: str) -> ClassificationData:
+    """One folder of images per class (ImageNet's WordNet ids, ImageNet-V2's
+    ``0 ... 999``): the sorted folder names (numerically when all are
+    numbers) are the class indices of ``spec.classnames``.
+
+    Raises:
+        ConfigError: The folder count differs from the class count.
+    """
+    from mmclip.datasets.zero_shot_data import (resolve_classnames,
+                                                resolve_templates)
+    classnames = resolve_classnames(spec.classnames)
+    classes = sorted(e.name for e in os.scandir(folder) if e.is_dir())
+    if classes and all(c.isdigit() for c in classes):
+        classes.sort(key=int)
+    if len(classes) != len(classnames):
+        raise ConfigError(
+            f'{folder} has {len(classes)} class folders but {spec.name} has '
+            f'{len(classnames)} classes: the folder index is the class, so '
+            'every class needs its folder (restore the missing ones, or use '
+            'the export wds_' + spec.name + ').')
+    files = []
+    for label, cls in enumerate(classes):
+        for entry in sorted(os.listdir(osp.join(folder, cls))):
+            if entry.lower().endswith(IMAGE_EXTENSIONS):
+                files.append((osp.join(folder, cls, entry), label))
+    return ClassificationData(
+        spec.name, folder, classnames, resolve_templates(spec.templates),
+        samples=lambda: ((osp.relpath(p, folder), p, label)
+                         for p, label in files),
+        files=[p for p, _ in files])
+
+
+def read_torchvision_cifar(spec: SuiteDataset,
+                           folder: str) -> ClassificationData:
+    """torchvision's CIFAR-10/100 test split (``download=False``), with
+    torchvision's class names as clip_benchmark uses them."""
+    from torchvision import datasets
+
+    from mmclip.datasets.zero_shot_data import resolve_templates
+    cls = dict(cifar10=datasets.CIFAR10, cifar100=datasets.CIFAR100)
+    data = cls[spec.layout](folder, train=False, download=False)
+    files = [osp.join(folder, data.base_folder, name)
+             for name, _ in data.test_list]
+    return ClassificationData(
+        spec.name, folder, tuple(data.classes),
+        resolve_templates(spec.templates),
+        samples=lambda: ((str(i), image, int(label))
+                         for i, (image, label) in enumerate(
+                             zip(data.data, data.targets))),
+        files=files)
+
+
+def _native_present(spec: SuiteDataset, folder: str) -> bool:
+    if spec.layout == 'cifar10':
+        return osp.isdir(osp.join(folder, 'cifar-10-batches-py'))
+    if spec.layout == 'cifar100':
+        return osp.isdir(osp.join(folder, 'cifar-100-python'))
+    return osp.isdir(folder)
+
+
+def find_dataset(spec: SuiteDataset,
+                 data_root: str) -> Optional[ClassificationData]:
+    """The dataset as it lies under ``data_root``: its webdataset export
+    (``wds_<name>/``) if there, else its usual download; None when neither
+    is (see :meth:`SuiteDataset.where`)."""
+    export = osp.join(data_root, spec.wds_folder)
+    if osp.isfile(osp.join(export, 'test', 'nshards.txt')):
+        return read_wds_export(spec.name, export)
+    folder = osp.join(data_root, spec.folder)
+    if not spec.layout or not _native_present(spec, folder):
+        return None
+    if spec.layout == 'class_folders':
+        return read_class_folders(spec, folder)
+    return read_torchvision_cifar(spec, folder)
