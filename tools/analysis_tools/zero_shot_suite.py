@@ -5,7 +5,7 @@ Usage::
 
     python tools/analysis_tools/zero_shot_suite.py MODEL_OR_CONFIG \\
         [--checkpoint CKPT] [--datasets imagenet1k,imagenet_robustness] \\
-        [--data-root data] [--out results/zero_shot]
+        [--data-root data] [--out work_dirs/zero_shot_suite]
 
 Every dataset (or collection: ``imagenet_robustness``, ``vtab``) found
 under ``--data-root`` is evaluated: clip_benchmark's webdataset export
@@ -35,7 +35,7 @@ def parse_args(argv=None):
                         'e.g. imagenet1k,imagenet_robustness,cifar100')
     parser.add_argument('--data-root', default='data',
                         help='folder holding the datasets')
-    parser.add_argument('--out', default='results/zero_shot',
+    parser.add_argument('--out', default='work_dirs/zero_shot_suite',
                         help='folder of the result files')
     parser.add_argument('--classnames', nargs='+', default=None,
                         metavar='[DATASET=]SPEC',
