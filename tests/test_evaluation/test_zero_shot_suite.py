@@ -261,6 +261,27 @@ def test_class_folders_follow_the_registered_class_list(model, tmp_path):
     assert report.counts['digit_folders'] == dict(samples=10, skipped=0)
 
 
+def test_mmpretrain_listing_is_read_and_missing_images_named(
+        model, tmp_path):
+    spec = SuiteDataset('digit_list', layout='class_folders',
+                        folder='digits/val', classnames='digits',
+                        templates='digits')
+    os.makedirs(tmp_path / 'digits' / 'val')
+    os.makedirs(tmp_path / 'digits' / 'meta')
+    lines = []
+    for i in range(4):
+        (tmp_path / 'digits' / 'val' / f'{i}.png').write_bytes(_png('red'))
+        lines.append(f'{i}.png {9 - i}')
+    lines.append('gone.png 3')
+    (tmp_path / 'digits' / 'meta' / 'val.txt').write_text(
+        '\n'.join(lines) + '\n')
+    data = find_dataset(spec, str(tmp_path))
+    assert [label for _, _, label in data.samples()] == [9, 8, 7, 6, 3]
+    report = _evaluate(model, [spec], tmp_path, tmp_path / 'out')
+    assert report.counts['digit_list'] == dict(samples=4, skipped=1)
+    assert report.skipped['digit_list'][0].startswith('gone.png: ')
+
+
 def test_missing_class_folder_is_refused(tmp_path):
     from mmclip.errors import ConfigError
     spec = SuiteDataset('digit_folders', layout='class_folders',

@@ -31,11 +31,15 @@ class ImageFeatures(NamedTuple):
 
 def data_fingerprint(files: Sequence[str]) -> str:
     """SHA-256 of the paths, sizes and modification times of ``files``
-    (cheap: nothing is read)."""
+    (cheap: nothing is read; a missing file counts as such)."""
     digest = hashlib.sha256()
     for path in files:
-        stat = os.stat(path)
-        digest.update(f'{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n'.encode())
+        try:
+            stat = os.stat(path)
+            state = f'{stat.st_size}\0{stat.st_mtime_ns}'
+        except FileNotFoundError:
+            state = 'missing'
+        digest.update(f'{path}\0{state}\n'.encode())
     return digest.hexdigest()
 
 

@@ -138,7 +138,9 @@ def _complete_tar(path: str) -> bool:
 def read_class_folders(spec: SuiteDataset, folder: str) -> ClassificationData:
     """One folder of images per class (ImageNet's WordNet ids, ImageNet-V2's
     ``0 ... 999``): the sorted folder names (numerically when all are
-    numbers) are the class indices of ``spec.classnames``.
+    numbers) are the class indices of ``spec.classnames``. With
+    mmpretrain's ``meta/<folder name>.txt`` beside the folder, its list of
+    images and labels instead.
 
     Raises:
         ConfigError: The folder count differs from the class count.
@@ -146,6 +148,14 @@ def read_class_folders(spec: SuiteDataset, folder: str) -> ClassificationData:
     from mmclip.datasets.zero_shot_data import (resolve_classnames,
                                                 resolve_templates)
     classnames = resolve_classnames(spec.classnames)
+    templates = resolve_templates(spec.templates)
+    # mmpretrain's ImageNet layout: the images listed with their labels in
+    # meta/<split>.txt beside the split folder.
+    listing = osp.join(osp.dirname(folder), 'meta',
+                       osp.basename(folder) + '.txt')
+    if osp.isfile(listing):
+        return _listed_images(spec.name, folder, listing, classnames,
+                              templates)
     classes = sorted(e.name for e in os.scandir(folder) if e.is_dir())
     if classes and all(c.isdigit() for c in classes):
         classes.sort(key=int)
@@ -161,10 +171,33 @@ def read_class_folders(spec: SuiteDataset, folder: str) -> ClassificationData:
             if entry.lower().endswith(IMAGE_EXTENSIONS):
                 files.append((osp.join(folder, cls, entry), label))
     return ClassificationData(
-        spec.name, folder, classnames, resolve_templates(spec.templates),
+        spec.name, folder, classnames, templates,
         samples=lambda: ((osp.relpath(p, folder), p, label)
                          for p, label in files),
         files=[p for p, _ in files])
+
+
+def _listed_images(name: str, folder: str, listing: str,
+                   classnames: Tuple[str, ...],
+                   templates: Tuple[str, ...]) -> ClassificationData:
+    """Images listed as ``relative/path label`` lines (mmpretrain's
+    ``meta/val.txt``), paths relative to ``folder``."""
+    files = []
+    with open(listing) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.rsplit(maxsplit=1)
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise ConfigError(
+                    f'{listing}, line {number}: expected "path label", got '
+                    f'{line.strip()!r}.')
+            files.append((osp.join(folder, parts[0]), int(parts[1])))
+    return ClassificationData(
+        name, folder, classnames, templates,
+        samples=lambda: ((osp.relpath(p, folder), p, label)
+                         for p, label in files),
+        files=[listing] + [p for p, _ in files])
 
 
 def read_torchvision_cifar(spec: SuiteDataset,
