@@ -290,3 +290,53 @@ def test_missing_class_folder_is_refused(tmp_path):
     with pytest.raises(ConfigError, match='9 class folders but '
                        'digit_folders has 10 classes'):
         find_dataset(spec, str(tmp_path))
+
+
+def test_recall_at_k_counts_any_true_match():
+    from mmclip.evaluation.zero_shot_suite.retrieval import recall_at_k
+
+    # Query 0's match is ranked 2nd; query 1 has two matches, ranked 1st
+    # and 3rd; query 2's is ranked last.
+    scores = torch.tensor([[3., 2., 1.], [9., 1., 5.], [3., 2., 1.]])
+    true_match = torch.tensor([[0, 1, 0], [1, 0, 1], [0, 0, 1]]).bool()
+    # A float32 mean, as clip_benchmark's.
+    assert recall_at_k(scores, true_match, (1, 2, 3)) == pytest.approx({
+        1: 1 / 3, 2: 2 / 3, 3: 1.0}, rel=1e-6)
+
+
+def write_retrieval_export(folder: str, count: int = 4) -> None:
+    """A captioned export: dataset_type.txt and KEY.png + KEY.txt (two
+    captions each)."""
+    os.makedirs(osp.join(folder, 'test'))
+    with tarfile.open(osp.join(folder, 'test', '0.tar'), 'w') as tar:
+        for index in range(count):
+            key, colour = f's{index:07d}', COLOURS[index % len(COLOURS)]
+            _add(tar, f'{key}.png', _png(colour, 20 * index))
+            _add(tar, f'{key}.txt',
+                 f'a {colour} square {index}\na plain {colour} picture\n'
+                 .encode())
+    with open(osp.join(folder, 'test', 'nshards.txt'), 'w') as f:
+        f.write('1\n')
+    with open(osp.join(folder, 'dataset_type.txt'), 'w') as f:
+        f.write('retrieval\n')
+
+
+def test_retrieval_export_is_scored_as_clip_benchmark(model, tmp_path):
+    write_retrieval_export(str(tmp_path / 'data' / 'wds_squares'))
+    specs = [SuiteDataset('squares')]
+    calls = []
+    report = _evaluate(model, specs, tmp_path / 'data', tmp_path, calls)
+    record = report.records[0]
+    assert record['task'] == 'zeroshot_retrieval'
+    metrics = record['metrics']
+    # 4 images, 8 captions: recall@10 covers everything.
+    assert metrics['image_retrieval_recall@10'] == 1.0
+    assert metrics['text_retrieval_recall@10'] == 1.0
+    # Any own caption among an image's 5 best (of 8): at least 2 of them.
+    assert metrics['text_retrieval_recall@5'] >= 0.5
+    assert {'i2t_R@1', 't2i_R@1', 'rsum'} <= set(metrics)
+    # A second run scores from the kept features and captions.
+    calls.clear()
+    again = _evaluate(model, specs, tmp_path / 'data', tmp_path, calls)
+    assert calls == [] and again.records == report.records
+    assert '| image_retrieval_recall@1 |' in again.table()

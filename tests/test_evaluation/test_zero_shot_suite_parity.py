@@ -1,9 +1,9 @@
 """Parity of the zero-shot suite with clip_benchmark itself: the same
 open_clip ViT-B-32-quickgelu (random weights), converted for mmclip, on the
-same webdataset export in clip_benchmark's format: every metric equal.
+same webdataset exports in clip_benchmark's format: every metric equal.
 
 clip_benchmark (requirements/tests.txt) imports ``requests`` without
-declaring it; the test skips, saying so, where either is missing.
+declaring it; the tests skip, saying so, where either is missing.
 """
 import json
 import os.path as osp
@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score
-from test_zero_shot_suite import write_wds_export
+from test_zero_shot_suite import write_retrieval_export, write_wds_export
 
 from conftest import REPO_ROOT, load_tool
 
@@ -24,31 +24,54 @@ pytest.importorskip(
 zeroshot = pytest.importorskip(
     'clip_benchmark.metrics.zeroshot_classification',
     reason='clip-benchmark is not installed (pip install -e .[tests])')
+retrieval = pytest.importorskip('clip_benchmark.metrics.zeroshot_retrieval')
 builder = pytest.importorskip('clip_benchmark.datasets.builder')
 open_clip = pytest.importorskip('open_clip')
 
 CONFIG = 'clip_vit-base-p32_zeroshot-cls_in1k'
+MODEL = 'ViT-B-32-quickgelu'
 
 
-@pytest.mark.slow
-def test_metrics_equal_clip_benchmarks(tmp_path, capsys):
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    """open_clip's ViT-B-32-quickgelu (random weights), its preprocessing
+    and its checkpoint converted for mmclip."""
+    folder = tmp_path_factory.mktemp('parity')
     torch.manual_seed(0)
-    reference, _, preprocess = open_clip.create_model_and_transforms(
-        'ViT-B-32-quickgelu')
+    reference, _, preprocess = open_clip.create_model_and_transforms(MODEL)
     reference.eval()
     torch.save(dict(state_dict=reference.state_dict()),
-               tmp_path / 'open_clip.pt')
+               folder / 'open_clip.pt')
     sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'model_converters'))
     try:
         from clip_to_mmclip import main as convert
     finally:
         sys.path.pop(0)
-    assert convert([str(tmp_path / 'open_clip.pt'),
-                    str(tmp_path / 'mm.pth'), '--act', 'quick_gelu']) == 0
-    (tmp_path / 'open_clip.pt').unlink()
+    assert convert([str(folder / 'open_clip.pt'), str(folder / 'mm.pth'),
+                    '--act', 'quick_gelu']) == 0
+    (folder / 'open_clip.pt').unlink()
+    yield reference, preprocess, folder / 'mm.pth'
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run_suite(checkpoint, tmp_path, name: str) -> dict:
+    """The suite tool's metrics of dataset ``name`` under tmp_path/data."""
+    tool = load_tool('analysis_tools/zero_shot_suite.py')
+    assert tool.main([
+        CONFIG, '--checkpoint', str(checkpoint), '--datasets', name,
+        '--data-root', str(tmp_path / 'data'), '--out',
+        str(tmp_path / 'out'), '--cache-dir', str(tmp_path / 'cache'),
+        '--num-workers', '1'
+    ]) == 0
+    path = next((tmp_path / 'out').glob(f'{name}_*_en_zeroshot_*.json'))
+    return json.loads(path.read_text())['metrics']
+
+
+@pytest.mark.slow
+def test_metrics_equal_clip_benchmarks(models, tmp_path):
+    reference, preprocess, checkpoint = models
     export = tmp_path / 'data' / 'wds_colours'
     write_wds_export(str(export), per_class=3)
-
     # clip_benchmark eval's path: its wds reader, classifier and logits.
     # Its evaluate() itself stops in accuracy() under NumPy 2 (float() of a
     # 1-element array); the metrics below are its formulas on its logits:
@@ -56,8 +79,8 @@ def test_metrics_equal_clip_benchmarks(tmp_path, capsys):
     dataset = builder.build_wds_dataset(
         'colours', transform=preprocess, data_dir=str(export))
     classifier = zeroshot.zero_shot_classifier(
-        reference, open_clip.get_tokenizer('ViT-B-32-quickgelu'),
-        dataset.classes, dataset.templates, 'cpu', amp=False)
+        reference, open_clip.get_tokenizer(MODEL), dataset.classes,
+        dataset.templates, 'cpu', amp=False)
     logits, target = zeroshot.run_classification(
         reference, classifier,
         torch.utils.data.DataLoader(dataset, batch_size=8), 'cpu', amp=False)
@@ -68,21 +91,28 @@ def test_metrics_equal_clip_benchmarks(tmp_path, capsys):
         mean_per_class_recall=balanced_accuracy_score(
             target, logits.argmax(1)))
 
-    tool = load_tool('analysis_tools/zero_shot_suite.py')
-    assert tool.main([
-        CONFIG, '--checkpoint', str(tmp_path / 'mm.pth'), '--datasets',
-        'colours', '--data-root', str(tmp_path / 'data'), '--out',
-        str(tmp_path / 'out'), '--cache-dir', str(tmp_path / 'cache'),
-        '--num-workers', '1'
-    ]) == 0
-    with open(tmp_path / 'out' / f'colours_mm.pth_{CONFIG}_en_'
-              'zeroshot_classification.json') as f:
-        metrics = json.load(f)['metrics']
-    print(capsys.readouterr().out)
+    metrics = _run_suite(checkpoint, tmp_path, 'colours')
     assert metrics == pytest.approx(expected, abs=1e-12), (metrics, expected)
     # The same logits, to float32 rounding of the two implementations.
     features = torch.from_numpy(
         np.load(tmp_path / 'out' / 'colours_features.npy'))
     ours = 100 * F.normalize(features, dim=-1) @ classifier
     assert (ours - logits).abs().max() < 1e-3
-    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_retrieval_metrics_equal_clip_benchmarks(models, tmp_path):
+    reference, preprocess, checkpoint = models
+    export = tmp_path / 'data' / 'wds_squares'
+    write_retrieval_export(str(export), count=12)
+    dataset = builder.build_wds_dataset(
+        'squares', transform=preprocess, data_dir=str(export))
+    expected = retrieval.evaluate(
+        reference,
+        torch.utils.data.DataLoader(
+            dataset, batch_size=5,
+            collate_fn=builder.get_dataset_collate_fn('mscoco_captions')),
+        open_clip.get_tokenizer(MODEL), 'cpu', amp=False,
+        recall_k_list=[1, 5, 10])
+    metrics = _run_suite(checkpoint, tmp_path, 'squares')
+    assert {k: metrics[k] for k in expected} == expected

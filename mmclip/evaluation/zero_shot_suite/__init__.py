@@ -5,7 +5,7 @@ from .catalog import (CLASSIFICATION, COLLECTIONS, DATASETS, SuiteDataset,
                       resolve_datasets)
 from .features import ImageFeatures, load_features, save_features
 from .metrics import classification_metrics, zero_shot_logits
-from .readers import (ClassificationData, find_dataset, read_class_folders,
+from .readers import (SuiteData, find_dataset, read_class_folders,
                       read_torchvision_cifar, read_wds_export)
 from .results import (csv_rows, markdown_table, result_record, write_csv,
                       write_json)
@@ -15,7 +15,7 @@ from .suite import (CSV_NAME, SuiteReport, encode_images, evaluate_suite,
 __all__ = [
     'CLASSIFICATION', 'COLLECTIONS', 'DATASETS', 'SuiteDataset',
     'resolve_datasets', 'ImageFeatures', 'load_features', 'save_features',
-    'classification_metrics', 'zero_shot_logits', 'ClassificationData',
+    'classification_metrics', 'zero_shot_logits', 'SuiteData',
     'find_dataset', 'read_class_folders', 'read_torchvision_cifar',
     'read_wds_export', 'csv_rows', 'markdown_table', 'result_record',
     'write_csv', 'write_json', 'CSV_NAME', 'SuiteReport', 'encode_images',

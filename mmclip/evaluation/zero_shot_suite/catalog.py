@@ -98,7 +98,8 @@ DATASETS: Dict[str, SuiteDataset] = {
 }
 
 #: clip_benchmark's collections (``dataset_collection`` in its
-#: ``datasets/builder.py``) of the classification datasets.
+#: ``datasets/builder.py``); the retrieval sets are read from their
+#: exports.
 COLLECTIONS: Dict[str, List[str]] = {
     'imagenet_robustness':
     ['imagenetv2', 'imagenet_sketch', 'imagenet-a', 'imagenet-r', 'objectnet'],
@@ -111,6 +112,7 @@ COLLECTIONS: Dict[str, List[str]] = {
         'vtab/pcam', 'vtab/resisc45', 'vtab/smallnorb_label_azimuth',
         'vtab/smallnorb_label_elevation', 'sun397', 'vtab/svhn'
     ],
+    'retrieval': ['mscoco_captions', 'flickr8k', 'flickr30k'],
 }
 
 

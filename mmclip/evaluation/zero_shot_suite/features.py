@@ -23,10 +23,13 @@ class ImageFeatures(NamedTuple):
         features (np.ndarray): ``(N, D)`` float32 image embeddings.
         labels (np.ndarray): ``(N, )`` int64 class indices.
         skipped (list[str]): ``'key: reason'`` of each unreadable sample.
+        captions (list[list[str]], optional): A retrieval set's captions
+            of each image. Defaults to None.
     """
     features: np.ndarray
     labels: np.ndarray
     skipped: List[str]
+    captions: Optional[List[List[str]]] = None
 
 
 def data_fingerprint(files: Sequence[str]) -> str:
@@ -67,7 +70,8 @@ def load_features(out_dir: str, name: str,
         return None
     if len(features) != len(labels):
         return None
-    return ImageFeatures(features, labels, list(meta.get('skipped', [])))
+    return ImageFeatures(features, labels, list(meta.get('skipped', [])),
+                         meta.get('captions'))
 
 
 def save_features(out_dir: str, name: str, fingerprint: str,
@@ -80,5 +84,5 @@ def save_features(out_dir: str, name: str, fingerprint: str,
     np.save(paths['features'], kept.features.astype(np.float32))
     np.save(paths['labels'], kept.labels.astype(np.int64))
     with open(paths['meta'], 'w') as f:
-        json.dump(dict(fingerprint=fingerprint, skipped=kept.skipped), f,
-                  indent=1)
+        json.dump(dict(fingerprint=fingerprint, skipped=kept.skipped,
+                       captions=kept.captions), f, indent=1)

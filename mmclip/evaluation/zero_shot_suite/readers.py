@@ -2,7 +2,7 @@
 webdataset exports, folders of images per class and torchvision's CIFAR
 files. Nothing is downloaded.
 
-A reader gives a :class:`ClassificationData`: the class names and templates
+A reader gives a :class:`SuiteData`: the class names and templates
 that go with the data, and its samples as ``(key, image, label)`` with the
 image still encoded (a path, the bytes of a tar member or a decoded array),
 so that one unreadable image is counted and named instead of stopping the
@@ -11,12 +11,12 @@ run.
 import os
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
 from mmclip.errors import ConfigError, MissingFileError
-from .catalog import SuiteDataset
+from .catalog import CLASSIFICATION, SuiteDataset
 
 #: An image as a reader gives it: a file path, encoded bytes or an RGB
 #: ``(H, W, 3)`` uint8 array.
@@ -29,7 +29,7 @@ WDS_IMAGE_KEYS = ('webp', 'png', 'jpg', 'jpeg')
 
 
 @dataclass
-class ClassificationData:
+class SuiteData:
     """One dataset found on disk.
 
     Args:
@@ -42,6 +42,11 @@ class ClassificationData:
             times identify this copy of the data).
         read_errors (list[str]): Filled while ``samples`` runs: parts of
             the data that could not be read at all (a truncated shard).
+        task (str): clip_benchmark's task name. Defaults to
+            ``'zeroshot_classification'``; for ``'zeroshot_retrieval'`` the
+            label is the sample's ordinal and ``samples`` fills
+            ``captions[ordinal]``.
+        captions (dict): Each retrieval sample's captions.
     """
     name: str
     source: str
@@ -50,6 +55,8 @@ class ClassificationData:
     samples: Callable[[], Iterator[Sample]]
     files: List[str]
     read_errors: List[str] = field(default_factory=list)
+    task: str = CLASSIFICATION
+    captions: Dict[int, List[str]] = field(default_factory=dict)
 
 
 def _read_list(path: str) -> Tuple[str, ...]:
@@ -58,7 +65,7 @@ def _read_list(path: str) -> Tuple[str, ...]:
 
 
 def read_wds_export(name: str, folder: str,
-                    split: str = 'test') -> ClassificationData:
+                    split: str = 'test') -> SuiteData:
     """A classification export of ``clip_benchmark_export_wds``: shards
     ``{split}/0.tar ...`` (their count in ``{split}/nshards.txt``), each
     sample an image and a ``.cls`` label, with ``classnames.txt`` and
@@ -71,8 +78,21 @@ def read_wds_export(name: str, folder: str,
         split (str): Defaults to ``'test'`` (clip_benchmark's default).
 
     Returns:
-        ClassificationData: Samples in shard order.
+        SuiteData: Samples in shard order.
     """
+    with open(osp.join(folder, split, 'nshards.txt')) as f:
+        shards = [
+            osp.join(folder, split, f'{i}.tar')
+            for i in range(int(f.read().strip()))
+        ]
+    kind = osp.join(folder, 'dataset_type.txt')
+    if osp.isfile(kind) and _read_list(kind) == ('retrieval', ):
+        from .retrieval import RETRIEVAL, wds_retrieval_samples
+        data = SuiteData(
+            name, folder, (), (), files=shards, task=RETRIEVAL,
+            samples=lambda: wds_retrieval_samples(shards, data.read_errors,
+                                                  data.captions))
+        return data
     lists = {}
     for what in ('classnames', 'zeroshot_classification_templates'):
         path = osp.join(folder, f'{what}.txt')
@@ -82,22 +102,20 @@ def read_wds_export(name: str, folder: str,
                 'names and templates (write it with clip_benchmark_export_wds'
                 ' or pass --classnames / --templates).')
         lists[what] = _read_list(path)
-    with open(osp.join(folder, split, 'nshards.txt')) as f:
-        shards = [
-            osp.join(folder, split, f'{i}.tar')
-            for i in range(int(f.read().strip()))
-        ]
-    data = ClassificationData(
+    data = SuiteData(
         name, folder, lists['classnames'],
         tuple(t.replace('{c}', '{}')
               for t in lists['zeroshot_classification_templates']),
-        samples=lambda: _wds_samples(shards, data.read_errors),
+        samples=lambda: ((key, image, int(label)) for key, image, label in
+                         wds_samples(shards, data.read_errors)),
         files=shards)
     return data
 
 
-def _wds_samples(shards: List[str], read_errors: List[str]
-                 ) -> Iterator[Sample]:
+def wds_samples(shards: List[str], read_errors: List[str],
+                target: str = 'cls') -> Iterator[tuple]:
+    """``(key, image bytes, target bytes)`` of the samples of ``shards``
+    in order; unreadable parts go to ``read_errors``."""
     import webdataset as wds
 
     def note(err: Exception) -> bool:
@@ -114,10 +132,10 @@ def _wds_samples(shards: List[str], read_errors: List[str]
                                  empty_check=False):
         key = sample['__key__']
         image = next((sample[k] for k in WDS_IMAGE_KEYS if k in sample), None)
-        if 'cls' not in sample or image is None:
-            read_errors.append(f'{key}: no image and .cls label')
+        if target not in sample or image is None:
+            read_errors.append(f'{key}: no image and .{target}')
             continue
-        yield key, image, int(sample['cls'])
+        yield key, image, sample[target]
 
 
 def _complete_tar(path: str) -> bool:
@@ -135,7 +153,7 @@ def _complete_tar(path: str) -> bool:
     return size % 512 == 0 and size >= 1024 and not tail.strip(b'\0')
 
 
-def read_class_folders(spec: SuiteDataset, folder: str) -> ClassificationData:
+def read_class_folders(spec: SuiteDataset, folder: str) -> SuiteData:
     """One folder of images per class (ImageNet's WordNet ids, ImageNet-V2's
     ``0 ... 999``): the sorted folder names (numerically when all are
     numbers) are the class indices of ``spec.classnames``. With
@@ -170,7 +188,7 @@ def read_class_folders(spec: SuiteDataset, folder: str) -> ClassificationData:
         for entry in sorted(os.listdir(osp.join(folder, cls))):
             if entry.lower().endswith(IMAGE_EXTENSIONS):
                 files.append((osp.join(folder, cls, entry), label))
-    return ClassificationData(
+    return SuiteData(
         spec.name, folder, classnames, templates,
         samples=lambda: ((osp.relpath(p, folder), p, label)
                          for p, label in files),
@@ -179,7 +197,7 @@ def read_class_folders(spec: SuiteDataset, folder: str) -> ClassificationData:
 
 def _listed_images(name: str, folder: str, listing: str,
                    classnames: Tuple[str, ...],
-                   templates: Tuple[str, ...]) -> ClassificationData:
+                   templates: Tuple[str, ...]) -> SuiteData:
     """Images listed as ``relative/path label`` lines (mmpretrain's
     ``meta/val.txt``), paths relative to ``folder``."""
     files = []
@@ -193,7 +211,7 @@ def _listed_images(name: str, folder: str, listing: str,
                     f'{listing}, line {number}: expected "path label", got '
                     f'{line.strip()!r}.')
             files.append((osp.join(folder, parts[0]), int(parts[1])))
-    return ClassificationData(
+    return SuiteData(
         name, folder, classnames, templates,
         samples=lambda: ((osp.relpath(p, folder), p, label)
                          for p, label in files),
@@ -201,7 +219,7 @@ def _listed_images(name: str, folder: str, listing: str,
 
 
 def read_torchvision_cifar(spec: SuiteDataset,
-                           folder: str) -> ClassificationData:
+                           folder: str) -> SuiteData:
     """torchvision's CIFAR-10/100 test split (``download=False``), with
     torchvision's class names as clip_benchmark uses them."""
     from torchvision import datasets
@@ -211,7 +229,7 @@ def read_torchvision_cifar(spec: SuiteDataset,
     data = cls[spec.layout](folder, train=False, download=False)
     files = [osp.join(folder, data.base_folder, name)
              for name, _ in data.test_list]
-    return ClassificationData(
+    return SuiteData(
         spec.name, folder, tuple(data.classes),
         resolve_templates(spec.templates),
         samples=lambda: ((str(i), image, int(label))
@@ -229,7 +247,7 @@ def _native_present(spec: SuiteDataset, folder: str) -> bool:
 
 
 def find_dataset(spec: SuiteDataset,
-                 data_root: str) -> Optional[ClassificationData]:
+                 data_root: str) -> Optional[SuiteData]:
     """The dataset as it lies under ``data_root``: its webdataset export
     (``wds_<name>/``) if there, else its usual download; None when neither
     is (see :meth:`SuiteDataset.where`)."""

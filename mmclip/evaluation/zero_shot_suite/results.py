@@ -80,8 +80,17 @@ def _percent(value) -> str:
     return f'{100 * value:.2f}'
 
 
+#: The metrics the console table shows per task.
+TABLE_METRICS = {
+    CLASSIFICATION: ('acc1', 'acc5', 'mean_per_class_recall'),
+    'zeroshot_retrieval':
+    ('image_retrieval_recall@1', 'image_retrieval_recall@5',
+     'text_retrieval_recall@1', 'text_retrieval_recall@5'),
+}
+
+
 def markdown_table(records: Sequence[dict], counts: Dict[str, dict]) -> str:
-    """The results as a markdown table, metrics in %.
+    """The results as markdown, one table per task, metrics in %.
 
     Args:
         records (Sequence[dict]): As :func:`result_record` makes them.
@@ -89,17 +98,21 @@ def markdown_table(records: Sequence[dict], counts: Dict[str, dict]) -> str:
             ``skipped`` (unreadable) counts.
 
     Returns:
-        str: The table, one line per dataset.
+        str: The tables, one line per dataset.
     """
-    lines = [
-        '| dataset | acc1 | acc5 | mean per-class recall | samples '
-        '| skipped |', '|---|---|---|---|---|---|'
-    ]
-    for record in records:
-        metrics, count = record['metrics'], counts[record['dataset']]
-        lines.append(
-            f'| {record["dataset"]} | {_percent(metrics.get("acc1"))} | '
-            f'{_percent(metrics.get("acc5"))} | '
-            f'{_percent(metrics.get("mean_per_class_recall"))} | '
-            f'{count["samples"]} | {count["skipped"]} |')
-    return '\n'.join(lines)
+    tables = []
+    for task, names in TABLE_METRICS.items():
+        rows = [r for r in records if r['task'] == task]
+        if not rows:
+            continue
+        lines = [
+            '| dataset | ' + ' | '.join(names) + ' | samples | skipped |',
+            '|---' * (len(names) + 3) + '|'
+        ]
+        for record in rows:
+            count = counts[record['dataset']]
+            values = [_percent(record['metrics'].get(n)) for n in names]
+            lines.append(f'| {record["dataset"]} | ' + ' | '.join(values) +
+                         f' | {count["samples"]} | {count["skipped"]} |')
+        tables.append('\n'.join(lines))
+    return '\n\n'.join(tables)

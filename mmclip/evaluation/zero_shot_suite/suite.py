@@ -28,8 +28,9 @@ from .catalog import SuiteDataset
 from .features import (ImageFeatures, data_fingerprint, load_features,
                        save_features)
 from .metrics import classification_metrics, zero_shot_logits
-from .readers import ClassificationData, find_dataset
+from .readers import SuiteData, find_dataset
 from .results import markdown_table, result_record, write_csv, write_json
+from .retrieval import RETRIEVAL, retrieval_scores
 
 #: Name of the CSV of all datasets in the output folder.
 CSV_NAME = 'benchmark.csv'
@@ -68,14 +69,14 @@ def image_fingerprint(model: torch.nn.Module) -> str:
     return state_fingerprint(model.backbone, preprocessing)
 
 
-def encode_images(data: ClassificationData, transform: Callable,
+def encode_images(data: SuiteData, transform: Callable,
                   encode: Callable, batch_size: int = 64,
                   num_workers: int = 4) -> ImageFeatures:
     """Encode every sample of ``data``; unreadable ones are skipped and
     named.
 
     Args:
-        data (ClassificationData): The dataset.
+        data (SuiteData): The dataset.
         transform (callable): ``image -> packed dict`` (a path or an RGB
             array in; raises ValueError for an unreadable image).
         encode (callable): ``list of packed dicts -> (B, D)`` embeddings.
@@ -141,7 +142,7 @@ def zero_shot_classifier(model, classnames: Sequence[str],
     return head.get_classifier(model.text_embedder())
 
 
-def score_dataset(model, data: ClassificationData, kept: ImageFeatures,
+def score_dataset(model, data: SuiteData, kept: ImageFeatures,
                   overrides: Dict[str, Dict[str, object]],
                   cache_dir: Optional[str]) -> Dict[str, float]:
     """clip_benchmark's metrics of kept features against the dataset's
@@ -224,10 +225,19 @@ def evaluate_suite(model,
         else:
             kept = encode_images(data, transform, encode, batch_size,
                                  num_workers)
+            if data.task == RETRIEVAL:
+                kept = ImageFeatures(
+                    kept.features, kept.labels, kept.skipped,
+                    [data.captions[int(o)] for o in kept.labels])
             save_features(out_dir, spec.name, fingerprint, kept)
-        metrics = score_dataset(model, data, kept, overrides or {},
-                                cache_dir)
-        record = result_record(spec.name, model_name, pretrained, metrics)
+        if data.task == RETRIEVAL:
+            metrics = retrieval_scores(kept.features, kept.captions,
+                                       model.text_embedder())
+        else:
+            metrics = score_dataset(model, data, kept, overrides or {},
+                                    cache_dir)
+        record = result_record(spec.name, model_name, pretrained, metrics,
+                               task=data.task)
         write_json(out_dir, record)
         report.records.append(record)
         report.counts[spec.name] = dict(samples=len(kept.labels),
