@@ -130,7 +130,12 @@ def test_names_and_collections_resolve_in_clip_benchmarks_terms():
         'imagenet-r', 'objectnet'
     ]
     assert SuiteDataset('vtab/dtd').wds_folder == 'wds_vtab-dtd'
-    assert 'imagenet/val' in DATASETS['imagenet1k'].where()
+    assert 'imagenet/val/ (one folder of images per class, or the images ' \
+        'listed in meta/val.txt' in DATASETS['imagenet1k'].where()
+    assert 'KEY.txt, its captions' in DATASETS['flickr30k'].where()
+    assert [s.name for s in resolve_datasets(['retrieval'])] == [
+        'mscoco_captions', 'flickr8k', 'flickr30k'
+    ]
 
 
 def test_wds_export_is_read_with_its_lists(tmp_path):

@@ -9,19 +9,26 @@ export when one is on disk (``wds_<name>``, the folder names of its
 published exports with ``/`` written as ``-``); the datasets below with a
 ``layout`` are also read from their usual download.
 """
+import os.path as osp
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from mmclip.errors import ConfigError
 
-#: clip_benchmark's task name of zero-shot classification (its JSON files).
+#: clip_benchmark's task names (its JSON files).
 CLASSIFICATION = 'zeroshot_classification'
+RETRIEVAL = 'zeroshot_retrieval'
 
 #: What a webdataset export holds (clip_benchmark's
 #: ``build_wds_dataset`` docstring), said wherever one is missing.
-WDS_LAYOUT = ('test/nshards.txt, test/0.tar ... (samples KEY.<jpg|png|webp> '
-              '+ KEY.cls), classnames.txt, '
-              'zeroshot_classification_templates.txt')
+WDS_LAYOUT = {
+    CLASSIFICATION: 'test/nshards.txt, test/0.tar ... (samples '
+    'KEY.<jpg|png|webp> + KEY.cls), classnames.txt, '
+    'zeroshot_classification_templates.txt',
+    RETRIEVAL: 'test/nshards.txt, test/0.tar ... (samples KEY.<jpg|png|webp> '
+    '+ KEY.txt, its captions one per line), dataset_type.txt saying '
+    'retrieval',
+}
 
 
 @dataclass(frozen=True)
@@ -43,12 +50,15 @@ class SuiteDataset:
         templates (str): Registered template set for the usual download
             (an export brings its own). Defaults to ``'openai_imagenet'``,
             clip_benchmark's fallback for every dataset without a list.
+        task (str): clip_benchmark's task, which says what its export
+            holds. Defaults to ``'zeroshot_classification'``.
     """
     name: str
     layout: Optional[str] = None
     folder: str = ''
     classnames: Optional[str] = None
     templates: str = 'openai_imagenet'
+    task: str = CLASSIFICATION
 
     @property
     def wds_folder(self) -> str:
@@ -58,11 +68,12 @@ class SuiteDataset:
 
     def where(self) -> str:
         """Where to put it, one line for the missing-dataset list."""
-        export = f'{self.wds_folder}/ ({WDS_LAYOUT})'
+        export = f'{self.wds_folder}/ ({WDS_LAYOUT[self.task]})'
         if not self.layout:
             return export
         native = dict(
-            class_folders='one folder of images per class',
+            class_folders='one folder of images per class, or the images '
+            f'listed in meta/{osp.basename(self.folder)}.txt beside it',
             cifar10="torchvision's cifar-10-batches-py/",
             cifar100="torchvision's cifar-100-python/")[self.layout]
         return f'{self.folder}/ ({native}) or {export}'
@@ -94,6 +105,9 @@ DATASETS: Dict[str, SuiteDataset] = {
                      templates='cifar'),
         SuiteDataset('cifar100', layout='cifar100', folder='cifar100',
                      templates='cifar'),
+        SuiteDataset('mscoco_captions', task=RETRIEVAL),
+        SuiteDataset('flickr8k', task=RETRIEVAL),
+        SuiteDataset('flickr30k', task=RETRIEVAL),
     )
 }
 

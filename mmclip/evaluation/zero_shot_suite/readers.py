@@ -16,7 +16,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 import numpy as np
 
 from mmclip.errors import ConfigError, MissingFileError
-from .catalog import CLASSIFICATION, SuiteDataset
+from .catalog import CLASSIFICATION, RETRIEVAL, SuiteDataset
 
 #: An image as a reader gives it: a file path, encoded bytes or an RGB
 #: ``(H, W, 3)`` uint8 array.
@@ -87,7 +87,7 @@ def read_wds_export(name: str, folder: str,
         ]
     kind = osp.join(folder, 'dataset_type.txt')
     if osp.isfile(kind) and _read_list(kind) == ('retrieval', ):
-        from .retrieval import RETRIEVAL, wds_retrieval_samples
+        from .retrieval import wds_retrieval_samples
         data = SuiteData(
             name, folder, (), (), files=shards, task=RETRIEVAL,
             samples=lambda: wds_retrieval_samples(shards, data.read_errors,

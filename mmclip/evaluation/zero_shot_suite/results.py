@@ -15,7 +15,7 @@ import math
 import os.path as osp
 from typing import Dict, List, Sequence
 
-from .catalog import CLASSIFICATION
+from .catalog import CLASSIFICATION, RETRIEVAL
 
 #: clip_benchmark's JSON keys besides ``metrics``, in its order.
 INFO_KEYS = ('dataset', 'model', 'pretrained', 'task', 'language')
@@ -83,7 +83,7 @@ def _percent(value) -> str:
 #: The metrics the console table shows per task.
 TABLE_METRICS = {
     CLASSIFICATION: ('acc1', 'acc5', 'mean_per_class_recall'),
-    'zeroshot_retrieval':
+    RETRIEVAL:
     ('image_retrieval_recall@1', 'image_retrieval_recall@5',
      'text_retrieval_recall@1', 'text_retrieval_recall@5'),
 }

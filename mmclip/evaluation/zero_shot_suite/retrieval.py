@@ -21,8 +21,6 @@ from ..metrics.retrieval import retrieval_metrics
 
 #: The ``k`` of the reported recall@k.
 RECALL_KS = (1, 5, 10)
-#: clip_benchmark's task name of zero-shot retrieval.
-RETRIEVAL = 'zeroshot_retrieval'
 
 
 def wds_retrieval_samples(shards: List[str], read_errors: List[str],

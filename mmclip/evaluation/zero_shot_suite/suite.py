@@ -24,13 +24,13 @@ from tqdm import tqdm
 
 from mmclip.errors import ConfigError, shorten_list
 from mmclip.zero_shot_cache import DEFAULT_CACHE_DIR
-from .catalog import SuiteDataset
+from .catalog import RETRIEVAL, SuiteDataset
 from .features import (ImageFeatures, data_fingerprint, load_features,
                        save_features)
 from .metrics import classification_metrics, zero_shot_logits
 from .readers import SuiteData, find_dataset
 from .results import markdown_table, result_record, write_csv, write_json
-from .retrieval import RETRIEVAL, retrieval_scores
+from .retrieval import retrieval_scores
 
 #: Name of the CSV of all datasets in the output folder.
 CSV_NAME = 'benchmark.csv'
