@@ -67,17 +67,24 @@ def _run_suite(checkpoint, tmp_path, name: str) -> dict:
     return json.loads(path.read_text())['metrics']
 
 
+def _read_export(tmp_path, name: str, write, preprocess, **kwargs):
+    """Write an export with ``write`` under tmp_path/data and read it
+    with clip_benchmark's wds reader."""
+    export = tmp_path / 'data' / f'wds_{name}'
+    write(str(export), **kwargs)
+    return builder.build_wds_dataset(
+        name, transform=preprocess, data_dir=str(export))
+
+
 @pytest.mark.slow
 def test_metrics_equal_clip_benchmarks(models, tmp_path):
     reference, preprocess, checkpoint = models
-    export = tmp_path / 'data' / 'wds_colours'
-    write_wds_export(str(export), per_class=3)
+    dataset = _read_export(tmp_path, 'colours', write_wds_export, preprocess,
+                           per_class=3)
     # clip_benchmark eval's path: its wds reader, classifier and logits.
     # Its evaluate() itself stops in accuracy() under NumPy 2 (float() of a
     # 1-element array); the metrics below are its formulas on its logits:
     # accuracy() without that conversion, and balanced_accuracy_score.
-    dataset = builder.build_wds_dataset(
-        'colours', transform=preprocess, data_dir=str(export))
     classifier = zeroshot.zero_shot_classifier(
         reference, open_clip.get_tokenizer(MODEL), dataset.classes,
         dataset.templates, 'cpu', amp=False)
@@ -103,10 +110,8 @@ def test_metrics_equal_clip_benchmarks(models, tmp_path):
 @pytest.mark.slow
 def test_retrieval_metrics_equal_clip_benchmarks(models, tmp_path):
     reference, preprocess, checkpoint = models
-    export = tmp_path / 'data' / 'wds_squares'
-    write_retrieval_export(str(export), count=12)
-    dataset = builder.build_wds_dataset(
-        'squares', transform=preprocess, data_dir=str(export))
+    dataset = _read_export(tmp_path, 'squares', write_retrieval_export,
+                           preprocess, count=12)
     expected = retrieval.evaluate(
         reference,
         torch.utils.data.DataLoader(
