@@ -345,3 +345,33 @@ def test_retrieval_export_is_scored_as_clip_benchmark(model, tmp_path):
     again = _evaluate(model, specs, tmp_path / 'data', tmp_path, calls)
     assert calls == [] and again.records == report.records
     assert '| image_retrieval_recall@1 |' in again.table()
+
+
+def test_torchvision_cifar_is_read_without_download(tmp_path, monkeypatch):
+    # torchvision checks the real files' MD5 sums, so a stand-in class
+    # records how the reader calls it (no CIFAR files can be generated).
+    import torchvision.datasets
+    calls = []
+
+    class FakeCIFAR100:
+        base_folder = 'cifar-100-python'
+        test_list = [['test', 'md5']]
+        classes = ['apple', 'aquarium_fish']
+
+        def __init__(self, root, train, download):
+            calls.append((root, train, download))
+            self.data = np.zeros((3, 32, 32, 3), np.uint8)
+            self.targets = [1, 0, 1]
+
+    monkeypatch.setattr(torchvision.datasets, 'CIFAR100', FakeCIFAR100)
+    os.makedirs(tmp_path / 'cifar100' / 'cifar-100-python')
+    data = find_dataset(DATASETS['cifar100'], str(tmp_path))
+    assert calls == [(str(tmp_path / 'cifar100'), False, False)]
+    # torchvision's names as clip_benchmark uses them; OpenAI's 18 CIFAR
+    # templates.
+    assert data.classnames == ('apple', 'aquarium_fish')
+    assert len(data.templates) == 18
+    assert [(key, label) for key, _, label in data.samples()] == [
+        ('0', 1), ('1', 0), ('2', 1)]
+    assert data.files == [
+        str(tmp_path / 'cifar100' / 'cifar-100-python' / 'test')]

@@ -121,3 +121,24 @@ def test_retrieval_metrics_equal_clip_benchmarks(models, tmp_path):
         recall_k_list=[1, 5, 10])
     metrics = _run_suite(checkpoint, tmp_path, 'squares')
     assert {k: metrics[k] for k in expected} == expected
+
+
+def test_class_names_and_templates_are_clip_benchmarks():
+    """The lists the suite uses for the usual downloads are clip_benchmark's
+    published ones (its en_classnames.json and
+    en_zeroshot_classification_templates.json)."""
+    from mmclip.datasets.zero_shot_data import (resolve_classnames,
+                                                resolve_templates)
+    from mmclip.evaluation.zero_shot_suite import DATASETS
+    folder = osp.dirname(builder.__file__)
+    with open(osp.join(folder, 'en_classnames.json')) as f:
+        names = json.load(f)
+    with open(osp.join(folder,
+                       'en_zeroshot_classification_templates.json')) as f:
+        templates = json.load(f)
+    for name in ('imagenet1k', 'cifar10', 'cifar100'):
+        spec = DATASETS[name]
+        assert resolve_templates(spec.templates) == tuple(
+            t.replace('{c}', '{}') for t in templates[name]), name
+    assert resolve_classnames(DATASETS['imagenet1k'].classnames) == tuple(
+        names['imagenet1k'])
