@@ -149,9 +149,19 @@ def _mmpretrain_categories(name):
     return tuple(getattr(categories, name))
 
 
+def _imagenet_subset(name: str) -> Tuple[str, ...]:
+    """ImageNet's names of the classes of a 200-class variant (ImageNet-A,
+    ImageNet-R), in ImageNet's order."""
+    from .imagenet_wnids import WNID_SETS, imagenet_indices
+    names = _mmpretrain_categories('IMAGENET_SIMPLE_CATEGORIES')
+    return tuple(names[i] for i in imagenet_indices(WNID_SETS[name]))
+
+
 #: Registered class-name lists: name -> zero-argument loader.
 CLASSNAME_SETS = {
     'imagenet': lambda: _mmpretrain_categories('IMAGENET_SIMPLE_CATEGORIES'),
+    'imagenet_a': lambda: _imagenet_subset('imagenet_a'),
+    'imagenet_r': lambda: _imagenet_subset('imagenet_r'),
     'cifar10': lambda: _mmpretrain_categories('CIFAR10_CATEGORIES'),
     'cifar100': lambda: _mmpretrain_categories('CIFAR100_CATEGORIES'),
     'digits': lambda: _generated_set('digits', 'CLASSNAMES'),
@@ -202,7 +212,8 @@ def _resolve(value, registry: dict, what: str) -> Tuple[str, ...]:
 def resolve_classnames(classnames: Union[str, Sequence[str]]
                        ) -> Tuple[str, ...]:
     """Class names from a name in :data:`CLASSNAME_SETS` (``'imagenet'``,
-    ``'cifar10'``, ``'cifar100'``, ``'digits'``, ``'shapes'``), a list, or
+    its 200-class subsets ``'imagenet_a'`` / ``'imagenet_r'``, ``'cifar10'``,
+    ``'cifar100'``, ``'digits'``, ``'shapes'``), a list, or
     a ``.txt`` path (one name per line, blank lines skipped)."""
     return _resolve(classnames, CLASSNAME_SETS, 'classnames')
 

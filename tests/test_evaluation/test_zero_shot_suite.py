@@ -182,7 +182,8 @@ def test_tool_writes_clip_benchmark_files_and_lists_missing(
     assert float(rows[0]['acc1']) == record['metrics']['acc1']
     assert '| colours |' in stdout and '| 12 | 0 |' in stdout
     # Missing datasets are listed with where to put them, not fetched.
-    assert '- imagenet-r: wds_imagenet-r/' in stdout
+    assert '- imagenet-r: imagenet-r/ (one folder of images per class' \
+        in stdout and ' or wds_imagenet-r/ (' in stdout
     assert '- cifar100: cifar100/ (torchvision' in stdout
     assert np.load(out / 'colours_features.npy').shape[0] == 12
 

@@ -40,7 +40,9 @@ class SuiteDataset:
         layout (str, optional): How its usual download is read:
             ``'class_folders'`` (one folder of images per class),
             ``'cifar10'`` / ``'cifar100'`` (torchvision's
-            ``download=False`` files) or None (only the webdataset export).
+            ``download=False`` files), ``'objectnet'`` (its download's
+            ``images/`` and ``mappings/``) or None (only the webdataset
+            export).
         folder (str): The usual download's folder under the data root.
             Defaults to ``''`` (none).
         classnames (str, optional): Registered class-name set
@@ -75,7 +77,9 @@ class SuiteDataset:
             class_folders='one folder of images per class, or the images '
             f'listed in meta/{osp.basename(self.folder)}.txt beside it',
             cifar10="torchvision's cifar-10-batches-py/",
-            cifar100="torchvision's cifar-100-python/")[self.layout]
+            cifar100="torchvision's cifar-100-python/",
+            objectnet='images/<class folder>/ and mappings/ as unzipped '
+            'from objectnet-1.0.zip')[self.layout]
         return f'{self.folder}/ ({native}) or {export}'
 
 
@@ -96,9 +100,16 @@ DATASETS: Dict[str, SuiteDataset] = {
                      'val', **_IMAGENET_FOLDERS),
         SuiteDataset('imagenet_sketch', folder='imagenet_sketch/sketch',
                      **_IMAGENET_FOLDERS),
-        SuiteDataset('imagenet-a'),
-        SuiteDataset('imagenet-r'),
-        SuiteDataset('objectnet'),
+        # ImageNet-A and -R as published (imagenet-a.tar, imagenet-r.tar):
+        # 200 WordNet-id folders each, scored against ImageNet's names of
+        # those 200 classes.
+        SuiteDataset('imagenet-a', folder='imagenet-a',
+                     **dict(_IMAGENET_FOLDERS, classnames='imagenet_a')),
+        SuiteDataset('imagenet-r', folder='imagenet-r',
+                     **dict(_IMAGENET_FOLDERS, classnames='imagenet_r')),
+        # ObjectNet's 113 classes that map to ImageNet's (.objectnet).
+        SuiteDataset('objectnet', layout='objectnet', folder='objectnet-1.0',
+                     classnames='imagenet', templates='openai_imagenet'),
         # clip_benchmark's cifar templates are OpenAI's 18 (its
         # en_zeroshot_classification_templates.json), names torchvision's.
         SuiteDataset('cifar10', layout='cifar10', folder='cifar10',

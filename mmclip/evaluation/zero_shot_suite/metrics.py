@@ -8,7 +8,7 @@ among the ``k`` highest logits (``acc5`` is NaN below 5 classes);
 the arg-max: the mean over the classes that occur in the labels of the
 fraction of their samples predicted right.
 """
-from typing import Dict
+from typing import Dict, Sequence
 
 import numpy as np
 import torch
@@ -58,3 +58,22 @@ def classification_metrics(logits: torch.Tensor,
     return dict(acc1=accs[0],
                 acc5=accs[1] if len(accs) > 1 else float('nan'),
                 mean_per_class_recall=float(np.mean(recalls)))
+
+
+def group_logits(logits: torch.Tensor,
+                 groups: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Each label's logit as the highest of its classes' (WiSE-FT's
+    ``project_logits`` of ObjectNet: an ObjectNet class scores as the best
+    of the ImageNet classes it maps to).
+
+    Args:
+        logits (Tensor): ``(N, C)`` scores of the classifier's classes.
+        groups (Sequence[Sequence[int]]): Per label, its columns of
+            ``logits``.
+
+    Returns:
+        Tensor: ``(N, len(groups))``.
+    """
+    return torch.stack(
+        [logits[:, list(columns)].max(dim=1).values for columns in groups],
+        dim=1)

@@ -15,7 +15,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from mmclip.errors import ConfigError, MissingFileError
+from mmclip.errors import ConfigError, MissingFileError, shorten_list
 from .catalog import CLASSIFICATION, RETRIEVAL, SuiteDataset
 
 #: An image as a reader gives it: a file path, encoded bytes or an RGB
@@ -47,6 +47,10 @@ class SuiteData:
             label is the sample's ordinal and ``samples`` fills
             ``captions[ordinal]``.
         captions (dict): Each retrieval sample's captions.
+        class_groups (tuple[tuple[int]], optional): Per label, the
+            indices of ``classnames`` whose highest logit is the label's
+            (ObjectNet's classes as groups of ImageNet's); None when each
+            class name is a label. Defaults to None.
     """
     name: str
     source: str
@@ -57,6 +61,7 @@ class SuiteData:
     read_errors: List[str] = field(default_factory=list)
     task: str = CLASSIFICATION
     captions: Dict[int, List[str]] = field(default_factory=dict)
+    class_groups: Optional[Tuple[Tuple[int, ...], ...]] = None
 
 
 def _read_list(path: str) -> Tuple[str, ...]:
@@ -158,10 +163,13 @@ def read_class_folders(spec: SuiteDataset, folder: str) -> SuiteData:
     ``0 ... 999``): the sorted folder names (numerically when all are
     numbers) are the class indices of ``spec.classnames``. With
     mmpretrain's ``meta/<folder name>.txt`` beside the folder, its list of
-    images and labels instead.
+    images and labels instead. Folders named by WordNet id are checked
+    against the ids of the class set (ImageNet's, ImageNet-A's,
+    ImageNet-R's).
 
     Raises:
-        ConfigError: The folder count differs from the class count.
+        ConfigError: The folder count differs from the class count, or the
+            WordNet ids from the class set's.
     """
     from mmclip.datasets.zero_shot_data import (resolve_classnames,
                                                 resolve_templates)
@@ -177,6 +185,8 @@ def read_class_folders(spec: SuiteDataset, folder: str) -> SuiteData:
     classes = sorted(e.name for e in os.scandir(folder) if e.is_dir())
     if classes and all(c.isdigit() for c in classes):
         classes.sort(key=int)
+    else:
+        _check_wnids(spec, folder, classes)
     if len(classes) != len(classnames):
         raise ConfigError(
             f'{folder} has {len(classes)} class folders but {spec.name} has '
@@ -193,6 +203,23 @@ def read_class_folders(spec: SuiteDataset, folder: str) -> SuiteData:
         samples=lambda: ((osp.relpath(p, folder), p, label)
                          for p, label in files),
         files=[p for p, _ in files])
+
+
+def _check_wnids(spec: SuiteDataset, folder: str,
+                 classes: List[str]) -> None:
+    """Folders named by WordNet id must be the class set's ids: a missing
+    or foreign folder would shift every label after it."""
+    from mmclip.datasets.imagenet_wnids import WNID_SETS
+    expected = WNID_SETS.get(spec.classnames)
+    if expected is None or list(expected) == classes:
+        return
+    missing = sorted(set(expected) - set(classes))
+    foreign = sorted(set(classes) - set(expected))
+    raise ConfigError(
+        f'{folder}: the class folders are not the {len(expected)} WordNet '
+        f'ids of {spec.name} (missing: {shorten_list(missing, 3) or "none"}'
+        f'; not of {spec.name}: {shorten_list(foreign, 3) or "none"}); '
+        'restore the download as published.')
 
 
 def _listed_images(name: str, folder: str, listing: str,
@@ -243,6 +270,8 @@ def _native_present(spec: SuiteDataset, folder: str) -> bool:
         return osp.isdir(osp.join(folder, 'cifar-10-batches-py'))
     if spec.layout == 'cifar100':
         return osp.isdir(osp.join(folder, 'cifar-100-python'))
+    if spec.layout == 'objectnet':
+        return osp.isdir(osp.join(folder, 'images'))
     return osp.isdir(folder)
 
 
@@ -259,4 +288,7 @@ def find_dataset(spec: SuiteDataset,
         return None
     if spec.layout == 'class_folders':
         return read_class_folders(spec, folder)
+    if spec.layout == 'objectnet':
+        from .objectnet import read_objectnet
+        return read_objectnet(spec, folder)
     return read_torchvision_cifar(spec, folder)

@@ -27,7 +27,7 @@ from mmclip.zero_shot_cache import DEFAULT_CACHE_DIR
 from .catalog import RETRIEVAL, SuiteDataset
 from .features import (ImageFeatures, data_fingerprint, load_features,
                        save_features)
-from .metrics import classification_metrics, zero_shot_logits
+from .metrics import classification_metrics, group_logits, zero_shot_logits
 from .readers import SuiteData, find_dataset
 from .results import markdown_table, result_record, write_csv, write_json
 from .retrieval import retrieval_scores
@@ -146,15 +146,19 @@ def score_dataset(model, data: SuiteData, kept: ImageFeatures,
                   overrides: Dict[str, Dict[str, object]],
                   cache_dir: Optional[str]) -> Dict[str, float]:
     """clip_benchmark's metrics of kept features against the dataset's
-    (or the run's) class names and templates.
+    (or the run's) class names and templates. A dataset's class groups
+    (ObjectNet's) apply to its own class names; names given for the run
+    are one per label.
 
     Raises:
         ConfigError: A label beyond the class list, or no readable image.
     """
     from mmclip.datasets.zero_shot_data import (resolve_classnames,
                                                 resolve_templates)
-    classnames = resolve_classnames(
-        _override(overrides.get('classnames'), data.name) or data.classnames)
+    given = _override(overrides.get('classnames'), data.name)
+    classnames = resolve_classnames(given or data.classnames)
+    groups = None if given else data.class_groups
+    num_labels = len(groups) if groups else len(classnames)
     templates = resolve_templates(
         _override(overrides.get('templates'), data.name) or data.templates)
     if not len(kept.labels):
@@ -162,15 +166,17 @@ def score_dataset(model, data: SuiteData, kept: ImageFeatures,
             f'{data.name}: no readable image in {data.source} '
             f'({shorten_list(kept.skipped, 2)}).')
     top = int(kept.labels.max())
-    if top >= len(classnames):
+    if top >= num_labels:
         raise ConfigError(
             f'{data.name}: labels go up to {top} but the class list has '
-            f'{len(classnames)} names; give the full list (one name per '
+            f'{num_labels} names; give the full list (one name per '
             'label) with --classnames.')
     classifier = zero_shot_classifier(model, classnames, templates,
                                       cache_dir)
-    return classification_metrics(
-        zero_shot_logits(kept.features, classifier), kept.labels)
+    logits = zero_shot_logits(kept.features, classifier)
+    if groups:
+        logits = group_logits(logits, groups)
+    return classification_metrics(logits, kept.labels)
 
 
 def evaluate_suite(model,
