@@ -41,8 +41,10 @@ class SuiteDataset:
             ``'class_folders'`` (one folder of images per class),
             ``'cifar10'`` / ``'cifar100'`` (torchvision's
             ``download=False`` files), ``'objectnet'`` (its download's
-            ``images/`` and ``mappings/``) or None (only the webdataset
-            export).
+            ``images/`` and ``mappings/``), ``'coco_captions'`` (a retrieval
+            split in the COCO captions layout, read by
+            :class:`mmclip.datasets.CocoCaptionDataset`) or None (only the
+            webdataset export).
         folder (str): The usual download's folder under the data root.
             Defaults to ``''`` (none).
         classnames (str, optional): Registered class-name set
@@ -54,6 +56,10 @@ class SuiteDataset:
             clip_benchmark's fallback for every dataset without a list.
         task (str): clip_benchmark's task, which says what its export
             holds. Defaults to ``'zeroshot_classification'``.
+        annotations (str): The ``'coco_captions'`` layout's JSON, relative
+            to ``folder``. Defaults to ``''``.
+        image_prefix (str): Its images' folder, relative to ``folder``.
+            Defaults to ``''``.
     """
     name: str
     layout: Optional[str] = None
@@ -61,6 +67,8 @@ class SuiteDataset:
     classnames: Optional[str] = None
     templates: str = 'openai_imagenet'
     task: str = CLASSIFICATION
+    annotations: str = ''
+    image_prefix: str = ''
 
     @property
     def wds_folder(self) -> str:
@@ -79,7 +87,11 @@ class SuiteDataset:
             cifar10="torchvision's cifar-10-batches-py/",
             cifar100="torchvision's cifar-100-python/",
             objectnet='images/<class folder>/ and mappings/ as unzipped '
-            'from objectnet-1.0.zip')[self.layout]
+            'from objectnet-1.0.zip',
+            coco_captions=f'{self.annotations}: the Karpathy test split in '
+            "COCO's captions layout, as the retrieval configs read it; "
+            'images under ' + osp.join(self.folder, self.image_prefix),
+        )[self.layout]
         return f'{self.folder}/ ({native}) or {export}'
 
 
@@ -116,9 +128,17 @@ DATASETS: Dict[str, SuiteDataset] = {
                      templates='cifar'),
         SuiteDataset('cifar100', layout='cifar100', folder='cifar100',
                      templates='cifar'),
-        SuiteDataset('mscoco_captions', task=RETRIEVAL),
+        # The Karpathy test splits where the retrieval configs read them
+        # (configs/_base_/datasets/coco_caption_retrieval.py,
+        # flickr30k_retrieval.py).
+        SuiteDataset('mscoco_captions', layout='coco_captions',
+                     folder='coco', task=RETRIEVAL, annotations='annotations/'
+                     'coco_karpathy_test_captions.json'),
         SuiteDataset('flickr8k', task=RETRIEVAL),
-        SuiteDataset('flickr30k', task=RETRIEVAL),
+        SuiteDataset('flickr30k', layout='coco_captions', folder='flickr30k',
+                     task=RETRIEVAL, annotations='annotations/'
+                     'flickr30k_karpathy_test_captions.json',
+                     image_prefix='flickr30k-images'),
     )
 }
 

@@ -272,6 +272,8 @@ def _native_present(spec: SuiteDataset, folder: str) -> bool:
         return osp.isdir(osp.join(folder, 'cifar-100-python'))
     if spec.layout == 'objectnet':
         return osp.isdir(osp.join(folder, 'images'))
+    if spec.layout == 'coco_captions':
+        return osp.isfile(osp.join(folder, spec.annotations))
     return osp.isdir(folder)
 
 
@@ -291,4 +293,7 @@ def find_dataset(spec: SuiteDataset,
     if spec.layout == 'objectnet':
         from .objectnet import read_objectnet
         return read_objectnet(spec, folder)
+    if spec.layout == 'coco_captions':
+        from .retrieval import read_coco_captions
+        return read_coco_captions(spec, folder)
     return read_torchvision_cifar(spec, folder)

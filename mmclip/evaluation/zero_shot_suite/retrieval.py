@@ -9,8 +9,11 @@ and counts a query when any of its true matches is among its ``k`` best:
 ``image_retrieval_recall@k`` (captions finding their image) and
 ``text_retrieval_recall@k`` (images finding one of their captions), as
 fractions. mmclip's :func:`~mmclip.evaluation.retrieval_metrics` adds its
-R@1/5/10 and ranks (in %, ties counted against the query).
+R@1/5/10 and ranks (in %, ties counted against the query). COCO's and
+Flickr30k's Karpathy test splits are also read as mmclip's retrieval
+configs read them (:func:`read_coco_captions`).
 """
+import os.path as osp
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -18,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..metrics.retrieval import retrieval_metrics
+from .catalog import RETRIEVAL
 
 #: The ``k`` of the reported recall@k.
 RECALL_KS = (1, 5, 10)
@@ -32,6 +36,35 @@ def wds_retrieval_samples(shards: List[str], read_errors: List[str],
             wds_samples(shards, read_errors, 'txt')):
         captions[ordinal] = [c for c in text.decode().splitlines() if c]
         yield key, image, ordinal
+
+
+def read_coco_captions(spec, folder: str):
+    """A retrieval split in COCO's captions layout (the Karpathy test
+    splits of ``configs/_base_/datasets/*_retrieval.py``), read by
+    :class:`mmclip.datasets.CocoCaptionDataset` as those configs read it.
+
+    Args:
+        spec (SuiteDataset): Its ``annotations`` and ``image_prefix``.
+        folder (str): The dataset's root (the configs' ``data_root``).
+
+    Returns:
+        SuiteData: One sample per image, its captions in ``captions``.
+    """
+    from mmclip.datasets import CocoCaptionDataset
+    from .readers import SuiteData
+
+    # lazy_init: the entries are read once, here, without a pipeline.
+    entries = CocoCaptionDataset(
+        ann_file=spec.annotations, data_root=folder,
+        data_prefix=dict(img_path=spec.image_prefix), test_mode=True,
+        lazy_init=True).load_data_list()
+    paths = [entry['img_path'] for entry in entries]
+    return SuiteData(
+        spec.name, folder, (), (),
+        samples=lambda: ((osp.relpath(p, folder), p, ordinal)
+                         for ordinal, p in enumerate(paths)),
+        files=[osp.join(folder, spec.annotations)] + paths, task=RETRIEVAL,
+        captions={i: list(entry['text']) for i, entry in enumerate(entries)})
 
 
 def recall_at_k(scores: torch.Tensor, true_match: torch.Tensor,

@@ -1,0 +1,63 @@
+"""Retrieval in the zero-shot suite from the Karpathy test splits in COCO's
+captions layout, where mmclip's retrieval configs read them
+(CocoCaptionDataset), scored with the suite's recall@k."""
+import json
+import os
+
+from test_zero_shot_suite import (COLOURS, _evaluate, _png,  # noqa: F401
+                                  model, write_retrieval_export)
+
+from mmclip.evaluation.zero_shot_suite import (DATASETS, SuiteDataset,
+                                               find_dataset)
+
+
+def write_karpathy_split(root, annotations: str, prefix: str = '',
+                         count: int = 4) -> None:
+    """``count`` images with two captions each, the same as
+    ``write_retrieval_export`` writes, as COCO captions JSON: ``images``
+    ``{id, file_name}``, ``annotations`` ``{image_id, caption}``."""
+    images, captions = [], []
+    os.makedirs(root / prefix / 'val2014')
+    for index in range(count):
+        colour = COLOURS[index % len(COLOURS)]
+        name = f'val2014/COCO_val2014_{index:012d}.png'
+        (root / prefix / name).write_bytes(_png(colour, 20 * index))
+        images.append(dict(id=500 + index, file_name=name))
+        for caption in (f'a {colour} square {index}',
+                        f'a plain {colour} picture'):
+            captions.append(dict(image_id=500 + index, caption=caption))
+    os.makedirs((root / annotations).parent, exist_ok=True)
+    (root / annotations).write_text(
+        json.dumps(dict(images=images, annotations=captions)))
+
+
+def test_coco_karpathy_split_scores_as_its_export(model, tmp_path):  # noqa
+    spec = DATASETS['mscoco_captions']
+    write_karpathy_split(tmp_path / 'data' / 'coco', spec.annotations)
+    data = find_dataset(spec, str(tmp_path / 'data'))
+    assert [(key, ordinal) for key, _, ordinal in data.samples()] == [
+        (f'val2014/COCO_val2014_{i:012d}.png', i) for i in range(4)]
+    assert data.captions[1] == ['a green square 1', 'a plain green picture']
+    report = _evaluate(model, [spec], tmp_path / 'data', tmp_path / 'out')
+    assert report.records[0]['task'] == 'zeroshot_retrieval'
+    assert report.counts['mscoco_captions'] == dict(samples=4, skipped=0)
+    # The same images and captions as a clip_benchmark export: the same
+    # scores.
+    write_retrieval_export(str(tmp_path / 'export' / 'wds_squares'))
+    export = _evaluate(model, [SuiteDataset('squares')],
+                       tmp_path / 'export', tmp_path / 'out_export')
+    assert report.records[0]['metrics'] == export.records[0]['metrics']
+
+
+def test_flickr30k_images_are_under_their_prefix(tmp_path):
+    spec = DATASETS['flickr30k']
+    write_karpathy_split(tmp_path / 'flickr30k', spec.annotations,
+                         prefix='flickr30k-images', count=2)
+    data = find_dataset(spec, str(tmp_path))
+    assert [key for key, _, _ in data.samples()] == [
+        f'flickr30k-images/val2014/COCO_val2014_{i:012d}.png'
+        for i in range(2)]
+    assert all(os.path.isfile(path) for path in data.files)
+    assert spec.where().startswith(
+        'flickr30k/ (annotations/flickr30k_karpathy_test_captions.json: '
+        "the Karpathy test split in COCO's captions layout")
