@@ -17,6 +17,11 @@ features (``<name>_features.npy``, reused by the next run of the same
 model and data: other templates re-score without encoding again); then one
 CSV of them all (``benchmark.csv``, ``clip_benchmark build``'s columns) and
 a markdown table on stdout.
+
+Several processes (GPUs, or CPU processes with gloo), as
+``tools/dist_test.sh``: ``tools/dist_run.sh analysis_tools/zero_shot_suite.py
+N MODEL_OR_CONFIG [options]`` (torchrun with ``--launcher pytorch``); each
+process encodes its share of the images, rank 0 writes the results.
 """
 import argparse
 import os.path as osp
@@ -52,8 +57,33 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--num-workers', type=int, default=4,
                         help='image-decoding threads')
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--device', default='cpu',
+                        help="'cuda' gives each torchrun process its own "
+                        'GPU (LOCAL_RANK)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch'],
+                        default='none',
+                        help='pytorch: one of torchrun\'s processes '
+                        '(tools/dist_run.sh sets it)')
     return parser.parse_args(argv)
+
+
+def join_processes(device: str) -> str:
+    """Join torchrun's process group: NCCL with one GPU per process for a
+    CUDA ``device``, else gloo on CPU. Returns this process's device."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    from mmclip.apis.launch import check_launcher_env
+    check_launcher_env('pytorch')
+    if device.startswith('cuda'):
+        local_rank = int(os.environ.get('LOCAL_RANK', 0))
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group('nccl')
+        return f'cuda:{local_rank}'
+    dist.init_process_group('gloo')
+    return device
 
 
 def _per_dataset(items) -> dict:
@@ -88,8 +118,10 @@ def run(args):
         raise MissingFileError(
             f'--data-root {args.data_root} is not a folder; pass the folder '
             'that holds the datasets.')
-    model = get_model(args.model, pretrained=args.checkpoint,
-                      device=args.device)
+    from mmengine.dist import is_main_process
+    device = (join_processes(args.device)
+              if args.launcher == 'pytorch' else args.device)
+    model = get_model(args.model, pretrained=args.checkpoint, device=device)
 
     def encode(packed):
         return model.encode_image(collate_images(model, packed))
@@ -104,6 +136,8 @@ def run(args):
                        templates=_per_dataset(args.templates)),
         cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
         batch_size=args.batch_size, num_workers=args.num_workers)
+    if not is_main_process():
+        return report
     for name, skipped in report.skipped.items():
         if skipped:
             print(f'warning: {name}: skipped {len(skipped)} unreadable '

@@ -133,14 +133,20 @@ def wds_samples(shards: List[str], read_errors: List[str],
             read_errors.append(
                 f'{shard}: truncated (no end-of-archive blocks); its samples '
                 'after the cut are missing: export or copy it again')
+    # Every process reads every shard (the suite splits the samples
+    # itself, :func:`~.suite.encode_images`): no node splitting.
     for sample in wds.WebDataset(shards, handler=note, shardshuffle=False,
-                                 empty_check=False):
+                                 empty_check=False, nodesplitter=_all_shards):
         key = sample['__key__']
         image = next((sample[k] for k in WDS_IMAGE_KEYS if k in sample), None)
         if target not in sample or image is None:
             read_errors.append(f'{key}: no image and .{target}')
             continue
         yield key, image, sample[target]
+
+
+def _all_shards(urls):
+    return urls
 
 
 def _complete_tar(path: str) -> bool:

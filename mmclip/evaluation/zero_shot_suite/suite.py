@@ -10,6 +10,12 @@ clip_benchmark's JSON per dataset and one CSV (:mod:`.results`). Images are
 decoded and preprocessed by a ``transform`` the caller gives (the model's
 evaluation pipeline, :func:`mmclip.apis.preprocess.build_eval_transform`),
 so this room does not import the apis above it.
+
+With several processes (``mmengine.dist``: ``torchrun ... --launcher
+pytorch``) every rank encodes every ``world_size``-th image and the
+features are gathered in the data's order; the zero-shot classifier is
+built by all ranks together (:class:`~mmclip.models.ZeroShotClsHead`) and
+rank 0 alone writes the files.
 """
 import os
 import os.path as osp
@@ -20,6 +26,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+from mmengine.dist import (all_gather_object, broadcast_object_list,
+                           get_dist_info, is_main_process)
 from tqdm import tqdm
 
 from mmclip.errors import ConfigError, shorten_list
@@ -73,7 +81,8 @@ def encode_images(data: SuiteData, transform: Callable,
                   encode: Callable, batch_size: int = 64,
                   num_workers: int = 4) -> ImageFeatures:
     """Encode every sample of ``data``; unreadable ones are skipped and
-    named.
+    named. With several processes each rank encodes every
+    ``world_size``-th sample and all ranks get the gathered result.
 
     Args:
         data (SuiteData): The dataset.
@@ -98,30 +107,47 @@ def encode_images(data: SuiteData, transform: Callable,
         except Exception as err:  # PIL raises many types for broken files
             return key, f'{type(err).__name__}: {err}', label
 
-    feats, labels, skipped = [], [], []
-    samples = iter(data.samples())
+    rank, world_size = get_dist_info()
+    feats, labels, order, skipped = [], [], [], []
+    # This rank's share: samples rank, rank + world_size, ... (the reader
+    # still runs over all, so a retrieval set's captions are all read).
+    share = islice(enumerate(data.samples()), rank, None, world_size)
     with ThreadPoolExecutor(max(1, num_workers)) as pool, tqdm(
-            desc=data.name, unit='img', leave=False, disable=None) as bar:
+            desc=data.name, unit='img', leave=False,
+            disable=None if rank == 0 else True) as bar:
         while True:
-            chunk = list(islice(samples, batch_size))
+            chunk = list(islice(share, batch_size))
             if not chunk:
                 break
             packed = []
-            for key, result, label in pool.map(prepare, chunk):
+            results = pool.map(prepare, [sample for _, sample in chunk])
+            for (index, _), (key, result, label) in zip(chunk, results):
                 if isinstance(result, str):
                     skipped.append(f'{key}: {result}')
                 else:
                     packed.append(result)
                     labels.append(label)
+                    order.append(index)
             if packed:
                 with torch.no_grad():
                     feats.append(encode(packed).float().cpu().numpy())
             bar.update(len(chunk))
-    skipped += data.read_errors
     dim = feats[0].shape[1] if feats else 0
-    return ImageFeatures(
-        np.concatenate(feats) if feats else np.zeros((0, dim), np.float32),
-        np.asarray(labels, dtype=np.int64), skipped)
+    feats = np.concatenate(feats) if feats else np.zeros((0, dim),
+                                                         np.float32)
+    if world_size > 1:
+        shares = all_gather_object((order, feats, labels, skipped))
+        order = [i for part in shares for i in part[0]]
+        dim = max(part[1].shape[1] for part in shares)
+        feats = np.concatenate([part[1].reshape(-1, dim) for part in shares])
+        labels = [label for part in shares for label in part[2]]
+        skipped = [s for part in shares for s in part[3]]
+        # Back to the data's order.
+        ranked = np.argsort(order, kind='stable')
+        feats, labels = feats[ranked], [labels[i] for i in ranked]
+    # Every rank read all of the data: its read errors are the same.
+    return ImageFeatures(feats, np.asarray(labels, dtype=np.int64),
+                         skipped + data.read_errors)
 
 
 def _override(overrides: Optional[Dict[str, object]], name: str):
@@ -225,7 +251,11 @@ def evaluate_suite(model,
             report.missing.append(spec)
             continue
         fingerprint = f'{tower}:{data_fingerprint(data.files)}'
-        kept = load_features(out_dir, spec.name, fingerprint)
+        # Rank 0's kept features, so that the ranks agree on encoding.
+        kept = [load_features(out_dir, spec.name, fingerprint)
+                if is_main_process() else None]
+        broadcast_object_list(kept)
+        kept = kept[0]
         if kept is not None:
             report.reused.append(spec.name)
         else:
@@ -235,7 +265,8 @@ def evaluate_suite(model,
                 kept = ImageFeatures(
                     kept.features, kept.labels, kept.skipped,
                     [data.captions[int(o)] for o in kept.labels])
-            save_features(out_dir, spec.name, fingerprint, kept)
+            if is_main_process():
+                save_features(out_dir, spec.name, fingerprint, kept)
         if data.task == RETRIEVAL:
             metrics = retrieval_scores(kept.features, kept.captions,
                                        model.text_embedder())
@@ -244,11 +275,12 @@ def evaluate_suite(model,
                                     cache_dir)
         record = result_record(spec.name, model_name, pretrained, metrics,
                                task=data.task)
-        write_json(out_dir, record)
+        if is_main_process():
+            write_json(out_dir, record)
         report.records.append(record)
         report.counts[spec.name] = dict(samples=len(kept.labels),
                                         skipped=len(kept.skipped))
         report.skipped[spec.name] = kept.skipped
-    if report.records:
+    if report.records and is_main_process():
         write_csv(osp.join(out_dir, CSV_NAME), report.records)
     return report
