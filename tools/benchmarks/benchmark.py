@@ -7,8 +7,8 @@
         [--quick]
 
 Every library builds the same architecture (``--arch``, QuickGELU, random
-weights). Rows (``--rows``, all but ``accum`` by default; docs/benchmarks.md
-has more):
+weights). Rows (``--rows``, all but ``accum`` and ``suite`` by default;
+docs/benchmarks.md has more):
 
 - ``encode``: image encode, images/s; text encode of zero-shot prompts
   ("a photo of a {label}.") as the same 77-token ids everywhere, texts/s;
@@ -32,7 +32,11 @@ has more):
   ``--train-batch`` (B), on ``--accum-steps`` (K) x B accumulated
   (``model.accum_steps``) and on one batch of K x B, each in a fresh
   process: the step's peak memory (CPU: peak RSS; CUDA: peak allocated)
-  and samples/s (:mod:`mmclip.benchmarks.accumulation`).
+  and samples/s (:mod:`mmclip.benchmarks.accumulation`);
+- ``suite``: the zero-shot suite on ``--suite-datasets`` small exports
+  against clip_benchmark evaluating them one by one (its open_clip column),
+  datasets/s (:mod:`mmclip.benchmarks.suite`; without clip-benchmark the
+  row says why).
 
 The encode and train rows are followed by their MFU: the FLOPs of one call
 counted from each library's model (:mod:`mmclip.benchmarks.flops`) times
@@ -59,10 +63,15 @@ from mmclip.benchmarks.peers import (ARCH_NAMES, ARCHS, LABELS, LIBRARIES,
 from mmclip.benchmarks.timing import best_rates, device_sync
 
 ROWS = ('encode', 'tokenizer', 'zero-shot', 'folder', 'train', 'pipeline',
-        'onnx', 'accum')
-#: Rows measured only when ``--rows`` names them (three fresh processes,
-#: one of them training on ``--accum-steps`` x ``--train-batch`` pairs).
-OPT_IN_ROWS = ('accum', )
+        'onnx', 'accum', 'suite')
+#: Rows measured only when ``--rows`` names them: ``accum`` (three fresh
+#: processes, one of them training on ``--accum-steps`` x
+#: ``--train-batch`` pairs) and ``suite`` (needs clip-benchmark).
+OPT_IN_ROWS = ('accum', 'suite')
+#: The suite row; its open_clip column is clip_benchmark (running
+#: open_clip's model).
+SUITE_ROW = ('zero-shot suite on {} exports vs clip_benchmark one by one '
+             '(datasets/s)')
 
 
 def measure_encoders(models: dict, args, sync, peak) -> dict:
@@ -175,6 +184,7 @@ def measure(args) -> Dict[str, Dict[str, object]]:
 
     from mmclip.benchmarks.pipelines import (measure_folder_inference,
                                              measure_input_pipeline)
+    from mmclip.benchmarks.suite import measure_suite_vs_clip_benchmark
     from mmclip.benchmarks.train_step import measure_training
     wanted = set(args.rows)
     device = args.device
@@ -182,7 +192,7 @@ def measure(args) -> Dict[str, Dict[str, object]]:
     peak = peak_tflops(device, args.peak_tflops)
     results = {}
     torch.manual_seed(0)
-    if wanted & {'encode', 'zero-shot', 'folder'}:
+    if wanted & {'encode', 'zero-shot', 'folder', 'suite'}:
         models = build_models(args.arch, args.libraries, device,
                               args.torch_dtype)
         with torch.inference_mode():
@@ -198,6 +208,11 @@ def measure(args) -> Dict[str, Dict[str, object]]:
                     measure_folder_inference(
                         models, encoders(models), args,
                         ARCHS[args.arch][0][4], LABELS[:5], sync)
+            if 'suite' in wanted:
+                results[SUITE_ROW.format(args.suite_datasets)] = \
+                    measure_suite_vs_clip_benchmark(
+                        models, args.suite_datasets, args.suite_images,
+                        args.image_batch, args.repeats, sync)
         del models
     elif 'tokenizer' in wanted:
         results['tokenizer (captions/s)'] = measure_tokenizer(args)
@@ -293,6 +308,10 @@ def parse_args(argv=None):
                    help='JPEG files (1024x768) in the folder inference row')
     p.add_argument('--pipeline-images', type=int, default=64,
                    help='JPEG files (1600x1200) in the input pipeline row')
+    p.add_argument('--suite-datasets', type=int, default=4,
+                   help='exports the suite row evaluates per round')
+    p.add_argument('--suite-images', type=int, default=32,
+                   help='JPEGs (500x375) in each export of the suite row')
     p.add_argument('--onnx-model', default='clip_vit-base-p32',
                    help='model of the ONNX Runtime row (CPU runs only)')
     p.add_argument('--out', default=None,
@@ -315,6 +334,7 @@ def parse_args(argv=None):
         args.zs_classes, args.zs_templates = 2, 2
         args.repeats, args.captions, args.folder_images = 1, 200, 2
         args.pipeline_images = 4
+        args.suite_datasets, args.suite_images = 2, 4
         args.onnx_model = 'clip_vit-tiny-p8_zeroshot-cls_digits-32px'
     args.torch_dtype = dict(fp32=torch.float32, bf16=torch.bfloat16)[
         args.dtype]
