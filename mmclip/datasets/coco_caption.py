@@ -127,3 +127,46 @@ class CocoCaptionDataset(ImageTextBaseDataset):
             np.full(len(self.get_data_info(i)['text']), i, dtype=np.int64)
             for i in range(len(self))
         ]) if len(self) else np.zeros(0, dtype=np.int64)
+
+
+def karpathy_to_coco_captions(karpathy: dict, split: str = 'test') -> dict:
+    """One split of Karpathy's caption file (``dataset_coco.json``,
+    ``dataset_flickr30k.json``: ``images`` of ``{imgid, filename,
+    [filepath], split, sentences: [{raw}]}``) in the COCO captions layout
+    that :class:`CocoCaptionDataset` reads.
+
+    Args:
+        karpathy (dict): The loaded file.
+        split (str): ``'test'``, ``'val'``, ``'train'`` or ``'restval'``.
+            Defaults to ``'test'`` (the 5k COCO / 1k Flickr30k images the
+            retrieval papers report).
+
+    Returns:
+        dict: ``images`` ``[{id, file_name}]`` (``file_name`` is
+        ``filepath/filename`` when the file gives a ``filepath``, as COCO's
+        ``val2014/...``), ``annotations`` ``[{id, image_id, caption}]``
+        with each sentence's ``raw`` text, in the file's order.
+
+    Raises:
+        ValueError: No image of ``split``, naming the splits there are.
+    """
+    images, annotations = [], []
+    for image in karpathy.get('images', []):
+        if image.get('split') != split:
+            continue
+        name = image['filename']
+        if image.get('filepath'):
+            name = f'{image["filepath"]}/{name}'
+        images.append(dict(id=image['imgid'], file_name=name))
+        annotations += [
+            dict(id=sentence.get('sentid', len(annotations)),
+                 image_id=image['imgid'], caption=sentence['raw'])
+            for sentence in image['sentences']
+        ]
+    if not images:
+        splits = sorted({i.get('split') for i in karpathy.get('images', [])},
+                        key=str)
+        raise ValueError(
+            f'no image of split {split!r} (the file has {splits}); pass one '
+            "of those, or Karpathy's dataset_<name>.json.")
+    return dict(images=images, annotations=annotations)

@@ -61,3 +61,54 @@ def test_flickr30k_images_are_under_their_prefix(tmp_path):
     assert spec.where().startswith(
         'flickr30k/ (annotations/flickr30k_karpathy_test_captions.json: '
         "the Karpathy test split in COCO's captions layout")
+
+
+def _karpathy_file(path, filepath: str = 'val2014') -> None:
+    """Karpathy's dataset_coco.json layout: a train and two test images."""
+    images = []
+    for imgid, split in enumerate(('train', 'test', 'test')):
+        image = dict(imgid=imgid, split=split, cocoid=900 + imgid,
+                     filename=f'COCO_val2014_{imgid:012d}.png',
+                     sentences=[dict(raw=f'caption {imgid}.{k}', sentid=k,
+                                     tokens=['caption']) for k in range(2)])
+        if filepath:
+            image['filepath'] = filepath
+        images.append(image)
+    path.write_text(json.dumps(dict(images=images, dataset='coco')))
+
+
+def test_karpathy_file_converts_for_the_suite_and_configs(tmp_path):
+    from conftest import load_tool
+    spec = DATASETS['mscoco_captions']
+    root = tmp_path / 'coco'
+    write_karpathy_split(root, 'ignored.json', count=3)
+    _karpathy_file(tmp_path / 'dataset_coco.json')
+    tool = load_tool('dataset_converters/karpathy_to_coco_captions.py')
+    assert tool.main([str(tmp_path / 'dataset_coco.json'),
+                      str(root / spec.annotations)]) == 0
+    data = find_dataset(spec, str(tmp_path))
+    # The test split only, images as filepath/filename.
+    assert [key for key, _, _ in data.samples()] == [
+        'val2014/COCO_val2014_000000000001.png',
+        'val2014/COCO_val2014_000000000002.png']
+    assert data.captions == {0: ['caption 1.0', 'caption 1.1'],
+                             1: ['caption 2.0', 'caption 2.1']}
+
+
+def test_karpathy_split_not_in_the_file_is_one_error_line(tmp_path,
+                                                          capsys):
+    from conftest import load_tool
+    _karpathy_file(tmp_path / 'dataset_flickr30k.json', filepath='')
+    tool = load_tool('dataset_converters/karpathy_to_coco_captions.py')
+    assert tool.main([str(tmp_path / 'dataset_flickr30k.json'),
+                      str(tmp_path / 'out.json'), '--split', 'val']) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(
+        "no image of split 'val' (the file has ['test', 'train']); pass one "
+        "of those, or Karpathy's dataset_<name>.json.")
+    assert tool.main([str(tmp_path / 'dataset_flickr30k.json'),
+                      str(tmp_path / 'out.json')]) == 0
+    out = json.loads((tmp_path / 'out.json').read_text())
+    # Flickr30k's file has no filepath: the bare file names.
+    assert [i['file_name'] for i in out['images']] == [
+        'COCO_val2014_000000000001.png', 'COCO_val2014_000000000002.png']

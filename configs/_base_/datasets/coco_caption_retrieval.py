@@ -2,11 +2,11 @@
 # captions), with OpenAI's CLIP evaluation preprocessing.
 # The annotation file must be in the COCO captions layout that
 # CocoCaptionDataset reads: {"images": [{id, file_name}],
-# "annotations": [{image_id, caption}]}. Karpathy's dataset_coco.json (or
-# BLIP's coco_karpathy_test.json) is converted by writing one "images" entry
-# per test image (file_name relative to data_root, e.g.
-# "val2014/COCO_val2014_000000391895.jpg") and one "annotations" entry per
-# sentence ("raw" text).
+# "annotations": [{image_id, caption}]}. Karpathy's dataset_coco.json is
+# converted by tools/dataset_converters/karpathy_to_coco_captions.py (one
+# "images" entry per test image, file_name relative to data_root, e.g.
+# "val2014/COCO_val2014_000000391895.jpg", and one "annotations" entry per
+# sentence's "raw" text).
 data_root = 'data/coco'
 img_size = 224
 test_pipeline = [

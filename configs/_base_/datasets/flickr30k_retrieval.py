@@ -3,10 +3,9 @@
 # base with Flickr30k's files.
 # Flickr30k is read through CocoCaptionDataset, so its annotations must be in
 # the COCO captions layout: {"images": [{id, file_name}], "annotations":
-# [{image_id, caption}]}. Convert Karpathy's dataset_flickr30k.json by keeping
-# the images with "split": "test", writing {"id": imgid, "file_name":
-# filename} for each and {"image_id": imgid, "caption": raw} for each of its
-# 5 sentences; images live in data_root/flickr30k-images/.
+# [{image_id, caption}]}: tools/dataset_converters/karpathy_to_coco_captions.py
+# writes it from Karpathy's dataset_flickr30k.json (the "test" images, each
+# sentence's "raw" text); images live in data_root/flickr30k-images/.
 _base_ = ['./coco_caption_retrieval.py']
 data_root = 'data/flickr30k'
 # mmengine resolves a base's variables inside the base: name them again.
