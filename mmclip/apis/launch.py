@@ -21,6 +21,7 @@ gathering, checkpoints written by rank 0) only needs the process group.
 """
 import os
 from datetime import timedelta
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -36,7 +37,7 @@ TORCHRUN_ENV = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
 SLURM_ENV = ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')
 
 
-def check_launcher_env(launcher: str) -> None:
+def check_launcher_env(launcher: str, how: Optional[str] = None) -> None:
     """Refuse a launcher whose processes were not started by its tool.
 
     ``--launcher pytorch`` without torchrun, or ``--launcher slurm``
@@ -45,6 +46,8 @@ def check_launcher_env(launcher: str) -> None:
 
     Args:
         launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+        how (str, optional): How to start the processes, for the message.
+            Defaults to None (tools/train.py's commands).
 
     Raises:
         ConfigError: Naming the missing variables and the command to use.
@@ -53,11 +56,12 @@ def check_launcher_env(launcher: str) -> None:
     missing = [name for name in needed if name not in os.environ]
     if not missing:
         return
-    how = ('start the processes with tools/dist_train.sh CONFIG N (or '
-           'torchrun --nproc_per_node N tools/train.py CONFIG --launcher '
-           'pytorch)' if launcher == 'pytorch' else
-           'start it with tools/slurm_train.sh PARTITION JOB CONFIG '
-           'WORK_DIR (srun)')
+    how = how or (
+        'start the processes with tools/dist_train.sh CONFIG N (or '
+        'torchrun --nproc_per_node N tools/train.py CONFIG --launcher '
+        'pytorch)' if launcher == 'pytorch' else
+        'start it with tools/slurm_train.sh PARTITION JOB CONFIG '
+        'WORK_DIR (srun)')
     raise ConfigError(
         f'--launcher {launcher} reads {", ".join(missing)} from the '
         f'environment, which is not set: {how}, or drop --launcher for one '

@@ -118,3 +118,4 @@ def test_launcher_without_torchrun_is_one_error_line(tmp_path, capsys,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(
         'error: --launcher pytorch reads RANK, WORLD_SIZE')
+    assert 'tools/dist_run.sh analysis_tools/zero_shot_suite.py N' in err[0]

@@ -76,7 +76,9 @@ def join_processes(device: str) -> str:
     import torch.distributed as dist
 
     from mmclip.apis.launch import check_launcher_env
-    check_launcher_env('pytorch')
+    check_launcher_env(
+        'pytorch', how='start the processes with tools/dist_run.sh '
+        'analysis_tools/zero_shot_suite.py N MODEL [options]')
     if device.startswith('cuda'):
         local_rank = int(os.environ.get('LOCAL_RANK', 0))
         torch.cuda.set_device(local_rank)
