@@ -2,8 +2,9 @@
 open_clip ViT-B-32-quickgelu (random weights), converted for mmclip, on the
 same webdataset exports in clip_benchmark's format: every metric equal.
 
-clip_benchmark (requirements/tests.txt) imports ``requests`` without
-declaring it; the tests skip, saying so, where either is missing.
+clip_benchmark (requirements/parity.txt, which `make test` installs with
+--no-deps) imports ``requests`` without declaring it; the tests skip,
+saying so, where either is missing.
 """
 import json
 import os.path as osp
@@ -23,7 +24,8 @@ pytest.importorskip(
     'requests', reason="clip_benchmark's dataset builder imports requests")
 zeroshot = pytest.importorskip(
     'clip_benchmark.metrics.zeroshot_classification',
-    reason='clip-benchmark is not installed (pip install -e .[tests])')
+    reason='clip-benchmark is not installed (pip install --no-deps -r '
+    'requirements/parity.txt)')
 retrieval = pytest.importorskip('clip_benchmark.metrics.zeroshot_retrieval')
 builder = pytest.importorskip('clip_benchmark.datasets.builder')
 open_clip = pytest.importorskip('open_clip')
