@@ -163,7 +163,8 @@ def _clip_benchmark():
         'requests', reason="clip_benchmark's dataset builder imports requests")
     return pytest.importorskip(
         'clip_benchmark.datasets.builder',
-        reason='clip-benchmark is not installed (pip install -e .[tests])')
+        reason='clip-benchmark is not installed (pip install --no-deps -r '
+        'requirements/parity.txt)')
 
 
 @pytest.mark.parametrize('name', ['imagenet-a', 'imagenet-r'])
