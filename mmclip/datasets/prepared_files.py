@@ -63,3 +63,20 @@ def write_meta(out_dir: str, meta: dict) -> None:
     interrupted run leaves no marker."""
     with open(osp.join(out_dir, META_FILE), 'w') as f:
         json.dump(meta, f, indent=2)
+
+
+def prepared_summary(out_dir: str, meta: dict, what: str = '') -> str:
+    """The line a preparation tool prints: the counts of ``meta`` (as the
+    preparation functions return it) and whether the folder was written or
+    already up to date, e.g. ``'data/digits: 1438 train / 359 val images,
+    written.'``.
+
+    Args:
+        out_dir (str): The output folder.
+        meta (dict): With ``num_train``, ``num_val`` and ``skipped``.
+        what (str): Words after "images", e.g. ``' of 16 classes'``.
+            Defaults to ``''``.
+    """
+    state = 'already up to date' if meta['skipped'] else 'written'
+    return (f'{out_dir}: {meta["num_train"]} train / {meta["num_val"]} '
+            f'val images{what}, {state}.')

@@ -33,12 +33,11 @@ def parse_args(argv=None):
 def run(args) -> dict:
     """Write the data as ``args`` say; returns its ``meta.json`` content."""
     from mmclip.datasets.digits import prepare_digits
+    from mmclip.datasets.prepared_files import prepared_summary
     meta = prepare_digits(args.out_dir, size=args.size,
                           val_fraction=args.val_fraction, seed=args.seed,
                           resample=args.resample)
-    state = 'already up to date' if meta['skipped'] else 'written'
-    print(f'{args.out_dir}: {meta["num_train"]} train / {meta["num_val"]} '
-          f'val images, {state}.')
+    print(prepared_summary(args.out_dir, meta))
     return meta
 
 

@@ -36,12 +36,11 @@ def parse_args(argv=None):
 def run(args) -> dict:
     """Write the data as ``args`` say; returns its ``meta.json`` content."""
     from mmclip.datasets.mirrored_digits import prepare_mirrored_digits
+    from mmclip.datasets.prepared_files import prepared_summary
     meta = prepare_mirrored_digits(
         args.out_dir, size=args.size, train_per_class=args.train_per_class,
         val_per_class=args.val_per_class, seed=args.seed)
-    state = 'already up to date' if meta['skipped'] else 'written'
-    print(f'{args.out_dir}: {meta["num_train"]} train / {meta["num_val"]} '
-          f'val images of 16 classes, {state}.')
+    print(prepared_summary(args.out_dir, meta, ' of 16 classes'))
     return meta
 
 

@@ -32,13 +32,12 @@ def parse_args(argv=None):
 
 def run(args) -> dict:
     """Write the data as ``args`` say; returns its ``meta.json`` content."""
+    from mmclip.datasets.prepared_files import prepared_summary
     from mmclip.datasets.shapes import prepare_shapes
     meta = prepare_shapes(args.out_dir, size=args.size,
                           num_train=args.num_train, num_val=args.num_val,
                           seed=args.seed)
-    state = 'already up to date' if meta['skipped'] else 'written'
-    print(f'{args.out_dir}: {meta["num_train"]} train / {meta["num_val"]} '
-          f'val images, {state}.')
+    print(prepared_summary(args.out_dir, meta))
     return meta
 
 
