@@ -27,9 +27,9 @@ $(VENV)/.installed: $(VENV)/bin/python setup.py $(CONSTRAINTS) requirements/runt
 	@$(PIP) install --no-deps --no-build-isolation -e . $(QUIET)
 	@touch $@
 
-$(VENV)/.installed-tests: $(VENV)/.installed $(CONSTRAINTS) requirements/tests.txt requirements/deploy.txt requirements/parity.txt
+$(VENV)/.installed-tests: $(VENV)/.installed $(CONSTRAINTS) requirements/tests.txt requirements/deploy.txt requirements/search.txt requirements/parity.txt
 	@echo "Installing the test extras"
-	@$(PIP) install -c $(CONSTRAINTS) -r requirements/tests.txt -r requirements/deploy.txt $(QUIET)
+	@$(PIP) install -c $(CONSTRAINTS) -r requirements/tests.txt -r requirements/deploy.txt -r requirements/search.txt $(QUIET)
 	@$(PIP) install -c $(CONSTRAINTS) --no-deps -r requirements/parity.txt $(QUIET)
 	@touch $@
 

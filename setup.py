@@ -85,6 +85,7 @@ setup(
         'tests': read_requirements('tests'),
         'optional': read_requirements('optional'),
         'deploy': read_requirements('deploy'),
+        'search': read_requirements('search'),
     },
     license='Apache License 2.0',
     zip_safe=False)

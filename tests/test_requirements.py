@@ -33,7 +33,7 @@ LOWER_ENDS = {
     'webdataset': '1.0.2',
 }
 RANGED = ('runtime', 'mminstall')
-ALL = RANGED + ('optional', 'tests', 'deploy', 'parity')
+ALL = RANGED + ('optional', 'tests', 'deploy', 'search', 'parity')
 # pip's words when it cannot reach the index (not when a release is missing).
 UNREACHABLE = re.compile(
     r'NewConnectionError|Failed to establish a new connection|'
