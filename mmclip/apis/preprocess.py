@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
+ImageLike = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
 
 
 # Images above this many pixels are refused (1.5 GB of RGB at the limit);
@@ -16,6 +16,25 @@ MAX_PIXELS = 2**29
 # the short side >= 2048 px (see decode_image); smaller ones decode exactly
 # as every other CLIP implementation does.
 DRAFT_PIXELS = 2**26
+
+
+def _decode(data: bytes, what: str, subject: str,
+            max_pixels: int) -> np.ndarray:
+    """:func:`~mmclip.datasets.transforms.loading.decode_image` with its
+    failures as one ``ValueError`` naming ``what`` (e.g. the file)."""
+    from mmclip.datasets.transforms.loading import decode_image
+    if not data:
+        raise ValueError(f'Cannot read {what}: {subject} is empty (0 bytes).')
+    try:
+        return decode_image(data, max_pixels=max_pixels,
+                            draft_pixels=DRAFT_PIXELS)
+    except UnidentifiedImageError:
+        raise ValueError(
+            f'Cannot read {what}: not a readable image format (a text or '
+            'HTML file? an unsupported format?).') from None
+    except Exception as err:  # PIL raises many types for broken files
+        raise ValueError(f'Cannot read {what}: {err}. Check that {subject} '
+                         'holds a complete, readable image.') from None
 
 
 def load_image(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -28,7 +47,8 @@ def load_image(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     reduced scale (short side still >= 2048 px) to bound memory.
 
     Args:
-        image (str | Path | np.ndarray | PIL.Image.Image): A file path, an RGB
+        image (str | Path | bytes | np.ndarray | PIL.Image.Image): A file
+            path, an encoded file's bytes (JPEG, PNG, ...), an RGB
             ``(H, W, 3)`` / RGBA ``(H, W, 4)`` / grey ``(H, W)`` uint8 array
             (RGB order, as PIL, scikit-image and matplotlib give), or a PIL
             image.
@@ -42,36 +62,26 @@ def load_image(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         ValueError: Naming the file (or the array's shape/dtype) and why it
             cannot be used.
     """
-    from mmclip.datasets.transforms.loading import (decode_image,
-                                                    pil_to_rgb_array)
+    from mmclip.datasets.transforms.loading import pil_to_rgb_array
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
         try:
             with open(path, 'rb') as f:
                 data = f.read()
-            if not data:
-                raise ValueError('the file is empty (0 bytes)')
-            return decode_image(data, max_pixels=max_pixels,
-                                draft_pixels=DRAFT_PIXELS)
         except FileNotFoundError:
             raise ValueError(f'Image file {path!r} does not exist.') from None
         except IsADirectoryError:
             raise ValueError(f'{path!r} is a folder: pass it alone to read '
                              'every image in it.') from None
-        except UnidentifiedImageError:
-            raise ValueError(
-                f'Cannot read image {path!r}: not a readable image format '
-                '(a text or HTML file? an unsupported format?).'
-            ) from None
-        except Exception as err:  # PIL raises many types for broken files
-            raise ValueError(f'Cannot read image {path!r}: {err}. Check that '
-                             'the file is a complete, readable image.'
-                             ) from None
+        return _decode(data, f'image {path!r}', 'the file', max_pixels)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _decode(bytes(image), 'the image bytes', 'the data',
+                       max_pixels)
     if isinstance(image, Image.Image):
         return pil_to_rgb_array(image)
     if not isinstance(image, np.ndarray):
-        raise ValueError(f'Expected an image path, a PIL image or a numpy '
-                         f'array, got {type(image).__name__}.')
+        raise ValueError(f'Expected an image path or bytes, a PIL image or a '
+                         f'numpy array, got {type(image).__name__}.')
     if image.dtype != np.uint8:
         raise ValueError(f'Expected a uint8 image array, got {image.dtype}; '
                          'convert with e.g. (img * 255).round().astype('

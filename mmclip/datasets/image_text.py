@@ -55,8 +55,8 @@ def _records(f: TextIO, sep: Optional[str]
 
 
 @contextmanager
-def _open_records(path: str, sep: Optional[str]):
-    """``with _open_records(path, sep) as (columns, records)``:
+def open_records(path: str, sep: Optional[str]):
+    """``with open_records(path, sep) as (columns, records)``:
     :func:`_records` of the local file ``path``."""
     # utf-8-sig: spreadsheet programs prepend a BOM to the first column name.
     with open(path, newline='', encoding='utf-8-sig') as f:
@@ -150,7 +150,7 @@ class ImageTextDataset(ImageTextBaseDataset):
         """Read the annotation file into ``[dict(img_path, text), ...]``."""
         sep = self._separator()
         with get_local_path(self.ann_file) as path, \
-                _open_records(path, sep) as (columns, records):
+                open_records(path, sep) as (columns, records):
             self._check_columns(columns, sep)
             records = list(self._keyed(columns, records))
         # Line numbers for the log: CSV data starts on line 2.
@@ -171,7 +171,7 @@ class ImageTextDataset(ImageTextBaseDataset):
         """
         sep = self._separator()
         with get_local_path(self.ann_file) as path, \
-                _open_records(path, sep) as (columns, records):
+                open_records(path, sep) as (columns, records):
             self._check_columns(columns, sep)
             count = 0
             for rec in self._keyed(columns, records):

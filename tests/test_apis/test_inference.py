@@ -189,6 +189,20 @@ def test_loading_modes(tmp_path, photos):
                                   np.dstack([photos[1][..., 0]] * 3))
 
 
+def test_encoded_bytes_load_as_the_file_does(tmp_path, photos):
+    """A file's bytes (an upload, a shard member) decode exactly as the
+    file; empty or junk bytes raise one message saying so."""
+    _save_odd_images(tmp_path, photos)
+    for name in ('f_exif_rotated.jpg', 'e_grey16.png', 'd_cmyk.jpg'):
+        path = tmp_path / name
+        np.testing.assert_array_equal(load_image(path.read_bytes()),
+                                      load_image(str(path)))
+    with pytest.raises(ValueError, match='image bytes: the data is empty'):
+        load_image(b'')
+    with pytest.raises(ValueError, match='image bytes: not a readable image'):
+        load_image(b'<html>not an image</html>')
+
+
 @pytest.mark.parametrize('name,match', [
     ('x_broken.jpg', 'x_broken.jpg.*not a readable image format'),
     ('y_empty.png', 'y_empty.png.*empty'),
