@@ -9,6 +9,7 @@ if has_torch():
                             model_classes)
     from .model import find_config, get_model, load_pretrained
     from .preprocess import load_image, preprocess_images
+    from .search import ImageSearch, index_images, search_images
     from .test import prepare_test_config, test
     from .train import prepare_train_config, train
     from .wise_ft import evaluate_wise_ft, interpolate_weights, wise_ft
@@ -16,11 +17,11 @@ if has_torch():
 
 __all__ = [
     'extract_features', 'find_config', 'get_model', 'get_model_info',
-    'inference_model', 'list_folder', 'list_models', 'load_image',
-    'load_pretrained', 'model_classes', 'OnnxCLIP',
-    'register_mmpretrain_models', 'prepare_test_config',
-    'prepare_train_config', 'preprocess_images', 'test', 'train',
-    'evaluate_wise_ft', 'interpolate_weights', 'wise_ft',
+    'ImageSearch', 'index_images', 'inference_model', 'list_folder',
+    'list_models', 'load_image', 'load_pretrained', 'model_classes',
+    'OnnxCLIP', 'register_mmpretrain_models', 'prepare_test_config',
+    'search_images', 'prepare_train_config', 'preprocess_images', 'test',
+    'train', 'evaluate_wise_ft', 'interpolate_weights', 'wise_ft',
     'zero_shot_accuracy', 'zero_shot_scores'
 ]
 
