@@ -17,6 +17,7 @@
   on the folder vs the usual loop with open_clip's ``image_transform`` /
   transformers' ``CLIPImageProcessor`` and the encoders.
 """
+import os
 import os.path as osp
 import tempfile
 from typing import Callable, Dict, Sequence
@@ -119,6 +120,29 @@ def measure_input_pipeline(args) -> Dict[str, dict]:
     }
 
 
+def peer_pixels(px: int) -> Dict[str, Callable]:
+    """``{library: paths -> (B, 3, px, px) pixels}`` for the peers, each
+    with its own preprocessing at OpenAI's settings (no hub files), decoding
+    one file after another as their examples do."""
+    import open_clip
+    from PIL import Image
+    from transformers import CLIPImageProcessor
+    oc_pre = open_clip.image_transform(
+        px, is_train=False, mean=open_clip.OPENAI_DATASET_MEAN,
+        std=open_clip.OPENAI_DATASET_STD)
+    hf_pre = CLIPImageProcessor(size={'shortest_edge': px},
+                                crop_size={'height': px, 'width': px})
+
+    def open_clip_pixels(batch):
+        return torch.stack([oc_pre(Image.open(p)) for p in batch])
+
+    def hf_pixels(batch):
+        images = [Image.open(p).convert('RGB') for p in batch]
+        return hf_pre(images=images, return_tensors='pt')['pixel_values']
+
+    return dict(open_clip=open_clip_pixels, transformers=hf_pixels)
+
+
 def measure_folder_inference(models: dict, encoders: dict, args, px: int,
                              names: Sequence[str],
                              sync: Callable[[], None]) -> Dict[str, float]:
@@ -140,36 +164,22 @@ def measure_folder_inference(models: dict, encoders: dict, args, px: int,
         dict: ``{library: images/s}``.
     """
     import open_clip
-    from PIL import Image
-    from transformers import CLIPImageProcessor
 
     from mmclip.apis import inference_model
     labels = [f'a photo of a {name}.' for name in names]
     ids = open_clip.tokenize(labels).to(args.device)
-    oc_pre = open_clip.image_transform(
-        px, is_train=False, mean=open_clip.OPENAI_DATASET_MEAN,
-        std=open_clip.OPENAI_DATASET_STD)
-    # OpenAI's defaults at this resolution, no hub files.
-    hf_pre = CLIPImageProcessor(size={'shortest_edge': px},
-                                crop_size={'height': px, 'width': px})
+    pixels = peer_pixels(px)
 
-    def loop(name, pixels_of, paths):
+    def loop(name, paths):
         img_enc, txt_enc = encoders[name]
         txt = torch.nn.functional.normalize(txt_enc(ids).float(), dim=-1)
         probs = []
         for i in range(0, len(paths), args.image_batch):
-            x = pixels_of(paths[i:i + args.image_batch]).to(
+            x = pixels[name](paths[i:i + args.image_batch]).to(
                 args.device, args.torch_dtype)
             img = torch.nn.functional.normalize(img_enc(x).float(), dim=-1)
             probs.append((100 * img @ txt.t()).softmax(-1).cpu())
         return torch.cat(probs)
-
-    def open_clip_pixels(batch):
-        return torch.stack([oc_pre(Image.open(p)) for p in batch])
-
-    def hf_pixels(batch):
-        images = [Image.open(p).convert('RGB') for p in batch]
-        return hf_pre(images=images, return_tensors='pt')['pixel_values']
 
     with tempfile.TemporaryDirectory() as folder:
         paths = write_photo_folder(folder, args.folder_images)
@@ -177,8 +187,58 @@ def measure_folder_inference(models: dict, encoders: dict, args, px: int,
             'mmclip': lambda: inference_model(
                 models['mmclip'], folder, texts=labels,
                 batch_size=args.image_batch, progress=False),
-            'open_clip': lambda: loop('open_clip', open_clip_pixels, paths),
-            'transformers': lambda: loop('transformers', hf_pixels, paths),
+            'open_clip': lambda: loop('open_clip', paths),
+            'transformers': lambda: loop('transformers', paths),
         }
         fns = {name: fn for name, fn in fns.items() if name in models}
+        return best_rates(fns, len(paths), args.repeats, sync)
+
+
+def measure_folder_indexing(models: dict, encoders: dict, args, px: int,
+                            sync: Callable[[], None]) -> Dict[str, float]:
+    """Images/s from ``args.folder_images`` JPEG files (1024x768) into a
+    search index: mmclip's :func:`mmclip.apis.index_images` (decoding
+    threads, parts and metadata written, faiss ``IndexFlatIP``) into a fresh
+    folder each round; the peers encode the files in order, normalise and
+    add them to the same faiss index, with nothing written.
+
+    Args:
+        models, encoders, args, px, sync: As in
+            :func:`measure_folder_inference`.
+
+    Returns:
+        dict: ``{library: images/s}``.
+    """
+    import faiss
+
+    from mmclip.apis import index_images
+    pixels = peer_pixels(px)
+
+    def peer(name, paths):
+        img_enc = encoders[name][0]
+        index = None
+        for i in range(0, len(paths), args.image_batch):
+            x = pixels[name](paths[i:i + args.image_batch]).to(
+                args.device, args.torch_dtype)
+            emb = torch.nn.functional.normalize(img_enc(x).float(), dim=-1)
+            emb = emb.cpu().numpy()
+            index = index or faiss.IndexFlatIP(emb.shape[1])
+            index.add(emb)
+        return index
+
+    with tempfile.TemporaryDirectory() as folder:
+        os.makedirs(osp.join(folder, 'photos'))
+        paths = write_photo_folder(osp.join(folder, 'photos'),
+                                   args.folder_images)
+
+        def mmclip():
+            out = tempfile.mkdtemp(dir=folder)
+            index_images(osp.join(folder, 'photos'), out, models['mmclip'],
+                         batch_size=args.image_batch, device=args.device,
+                         progress=False)
+
+        fns = {'mmclip': mmclip}
+        fns.update({name: (lambda name=name: peer(name, paths))
+                    for name in ('open_clip', 'transformers')
+                    if name in models})
         return best_rates(fns, len(paths), args.repeats, sync)

@@ -7,7 +7,8 @@
         [--quick]
 
 Every library builds the same architecture (``--arch``, QuickGELU, random
-weights). Rows (``--rows``, all but ``accum`` and ``suite`` by default;
+weights). Rows (``--rows``, all but ``accum``, ``suite`` and ``index`` by
+default;
 docs/benchmarks.md has more):
 
 - ``encode``: image encode, images/s; text encode of zero-shot prompts
@@ -36,7 +37,11 @@ docs/benchmarks.md has more):
 - ``suite``: the zero-shot suite on ``--suite-datasets`` small exports
   against clip_benchmark evaluating them one by one (its open_clip column),
   datasets/s (:mod:`mmclip.benchmarks.suite`; without clip-benchmark the
-  row says why).
+  row says why);
+- ``index``: the ``folder`` row's JPEGs into a search index
+  (:func:`mmclip.apis.index_images`: decoding threads, parts written, faiss
+  ``IndexFlatIP``) against the peers encoding them into the same faiss
+  index, images/s (:mod:`mmclip.benchmarks.pipelines`).
 
 The encode and train rows are followed by their MFU: the FLOPs of one call
 counted from each library's model (:mod:`mmclip.benchmarks.flops`) times
@@ -63,11 +68,12 @@ from mmclip.benchmarks.peers import (ARCH_NAMES, ARCHS, LABELS, LIBRARIES,
 from mmclip.benchmarks.timing import best_rates, device_sync
 
 ROWS = ('encode', 'tokenizer', 'zero-shot', 'folder', 'train', 'pipeline',
-        'onnx', 'accum', 'suite')
+        'onnx', 'accum', 'suite', 'index')
 #: Rows measured only when ``--rows`` names them: ``accum`` (three fresh
 #: processes, one of them training on ``--accum-steps`` x
-#: ``--train-batch`` pairs) and ``suite`` (needs clip-benchmark).
-OPT_IN_ROWS = ('accum', 'suite')
+#: ``--train-batch`` pairs), ``suite`` (needs clip-benchmark) and
+#: ``index`` (compare it with ``folder`` in the same run).
+OPT_IN_ROWS = ('accum', 'suite', 'index')
 #: The suite row; its open_clip column is clip_benchmark (running
 #: open_clip's model).
 SUITE_ROW = ('zero-shot suite on {} exports vs clip_benchmark one by one '
@@ -182,7 +188,8 @@ def measure(args) -> Dict[str, Dict[str, object]]:
     """Measure the selected rows; returns ``{row: {library: value}}``."""
     import open_clip
 
-    from mmclip.benchmarks.pipelines import (measure_folder_inference,
+    from mmclip.benchmarks.pipelines import (measure_folder_indexing,
+                                             measure_folder_inference,
                                              measure_input_pipeline)
     from mmclip.benchmarks.suite import measure_suite_vs_clip_benchmark
     from mmclip.benchmarks.train_step import measure_training
@@ -192,7 +199,7 @@ def measure(args) -> Dict[str, Dict[str, object]]:
     peak = peak_tflops(device, args.peak_tflops)
     results = {}
     torch.manual_seed(0)
-    if wanted & {'encode', 'zero-shot', 'folder', 'suite'}:
+    if wanted & {'encode', 'zero-shot', 'folder', 'suite', 'index'}:
         models = build_models(args.arch, args.libraries, device,
                               args.torch_dtype)
         with torch.inference_mode():
@@ -208,6 +215,10 @@ def measure(args) -> Dict[str, Dict[str, object]]:
                     measure_folder_inference(
                         models, encoders(models), args,
                         ARCHS[args.arch][0][4], LABELS[:5], sync)
+            if 'index' in wanted:
+                results['folder of JPEGs into a search index (img/s)'] = \
+                    measure_folder_indexing(models, encoders(models), args,
+                                            ARCHS[args.arch][0][4], sync)
             if 'suite' in wanted:
                 results[SUITE_ROW.format(args.suite_datasets)] = \
                     measure_suite_vs_clip_benchmark(
