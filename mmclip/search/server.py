@@ -40,7 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Optional
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .knn_request import RequestError, parse_knn_request
 
@@ -228,17 +228,12 @@ class SearchRequestHandler(BaseHTTPRequestHandler):
             raise RequestError(404, f'No image {image_id}: the index has '
                                f'{self.server.searcher.count}.')
         file = self._path_of(image_id)
-        size = self.server.thumbnail_size
         try:
-            with Image.open(file) as img:
-                img.thumbnail((size, size))
-                out = io.BytesIO()
-                img.convert('RGB').save(out, 'JPEG', quality=85)
+            jpeg = thumbnail_jpeg(file, self.server.thumbnail_size)
         except OSError as err:
             raise RequestError(404, f'Image {image_id} ({file}) cannot be '
                                f'read any more: {err}.') from None
-        self._send(200, out.getvalue(), 'image/jpeg',
-                   {'Cache-Control': 'max-age=3600'})
+        self._send(200, jpeg, 'image/jpeg', {'Cache-Control': 'max-age=3600'})
 
     def _path_of(self, image_id: int) -> str:
         searcher = self.server.searcher
@@ -247,6 +242,18 @@ class SearchRequestHandler(BaseHTTPRequestHandler):
                                f'to {searcher.count - 1}.')
         with self.server.searcher_lock:
             return searcher.image_path(image_id)
+
+
+def thumbnail_jpeg(file: str, size: int) -> bytes:
+    """``file`` as a JPEG whose longest side is at most ``size``, turned
+    upright as its EXIF orientation says (photos from phones)."""
+    with Image.open(file) as img:
+        img.draft('RGB', (size, size))  # JPEGs: decode at a reduced scale
+        img = ImageOps.exif_transpose(img)
+        img.thumbnail((size, size))
+        out = io.BytesIO()
+        img.convert('RGB').save(out, 'JPEG', quality=85)
+    return out.getvalue()
 
 
 class SearchServer(ThreadingHTTPServer):

@@ -4,6 +4,7 @@ tests."""
 import hashlib
 import os.path as osp
 import threading
+import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -23,7 +24,8 @@ class FakeSearcher:
 
     name = 'fake-photos'
 
-    def __init__(self, folder: str, count: int = 30, dim: int = 8):
+    def __init__(self, folder: str, count: int = 30, dim: int = 8,
+                 delay_s: float = 0.0):
         rng = np.random.default_rng(0)
         emb = rng.standard_normal((count, dim)).astype(np.float32)
         self.embeddings = emb / np.linalg.norm(emb, axis=1, keepdims=True)
@@ -34,6 +36,7 @@ class FakeSearcher:
             Image.new('RGB', (64 + i, 48), color).save(path)
             self.paths.append(path)
         self.count = count
+        self.delay_s = delay_s  # per query: lets concurrent calls overlap
         self._lock = threading.Lock()
         self._in_flight = 0
         self.calls_in_flight_max = 0
@@ -56,6 +59,7 @@ class FakeSearcher:
             self.calls_in_flight_max = max(self.calls_in_flight_max,
                                            self._in_flight)
         try:
+            time.sleep(self.delay_s)
             return [dict(id=i, image_path=p, similarity=s)
                     for i, p, s in self.expected(data, k)]
         finally:

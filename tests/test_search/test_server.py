@@ -135,6 +135,20 @@ def test_image_route_serves_a_bounded_thumbnail_by_id(tmp_path):
             assert 'error' in json.loads(data)
 
 
+def test_thumbnails_stand_upright(tmp_path):
+    """A phone photo stored sideways with EXIF orientation 6 (rotate 90
+    degrees clockwise to view) is served upright."""
+    searcher = FakeSearcher(str(tmp_path), count=1)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = str(tmp_path / 'phone.jpg')
+    Image.new('RGB', (300, 100), 'blue').save(path, exif=exif)
+    searcher.paths[0] = path
+    with running_server(searcher) as url:
+        status, _, data = request(url, 'GET', '/image/0')
+    assert status == 200 and Image.open(io.BytesIO(data)).size == (85, 256)
+
+
 BAD_REQUESTS = [
     # (method, path, body, status, words of the error)
     ('POST', '/knn-service', {}, 400, "'text' or 'image'"),
@@ -240,11 +254,12 @@ def test_make_server_refuses_what_is_not_a_searcher():
             query_text=None, name='x', count=1))), port=0)
 
 
-def test_concurrent_queries_and_bad_requests(searcher):
+def test_concurrent_queries_and_bad_requests(tmp_path):
     """240 requests from 8 threads: text and image queries (each checked
     against the exact top-k) interleaved with every bad request above; one
     searcher call at a time (the default); afterwards the server still
     answers correctly."""
+    searcher = FakeSearcher(str(tmp_path), delay_s=0.005)
     rng = random.Random(0)
     images = {i: b64_file(searcher.paths[i]) for i in range(0, 30, 3)}
 
@@ -276,3 +291,14 @@ def test_concurrent_queries_and_bad_requests(searcher):
         good_text(-1)
         good_image(-1)
     assert searcher.calls_in_flight_max == 1
+
+
+def test_searcher_calls_overlap_when_not_serialized(tmp_path):
+    """What the lock of the test above prevents."""
+    searcher = FakeSearcher(str(tmp_path), delay_s=0.05)
+    with running_server(searcher, serialize=False) as url:
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(
+                lambda n: knn(url, dict(text=f'q{n}'))[0], range(8)))
+    assert statuses == [200] * 8
+    assert searcher.calls_in_flight_max > 1
