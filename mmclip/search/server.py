@@ -87,7 +87,7 @@ class SearchRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         path = self.path.split('?', 1)[0]
         route = '/image/' if _IMAGE_ROUTE.fullmatch(path) else path
-        self.body_read = False
+        self._body_read = False
         try:
             if route not in self.ROUTES:
                 raise RequestError(404, f'No such page: {path!r}.')
@@ -98,14 +98,14 @@ class SearchRequestHandler(BaseHTTPRequestHandler):
             getattr(self, '_' + name)(path)
         except RequestError as err:
             self._send_error(err.status, str(err), route)
-            if not self.body_read:
+            if not self._body_read:
                 self._discard_body()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception as err:  # a bug or a searcher failure: keep serving
             logger.exception('%s %s failed', method, path)
-            self._send_error(500, f'The search failed: '
-                             f'{type(err).__name__}: {err}', route)
+            self._send_error(500, f'{path} failed: {type(err).__name__}: '
+                             f'{err}', route)
 
     # ------------------------------------------------------------ replies
     def _send(self, status: int, body: bytes, content_type: str,
@@ -145,7 +145,7 @@ class SearchRequestHandler(BaseHTTPRequestHandler):
         if length > limit:
             raise RequestError(413, f'The body has {length} bytes; this '
                                f'server takes at most {limit}.')
-        self.body_read = True
+        self._body_read = True
         try:
             return json.loads(self.rfile.read(length))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -224,10 +224,7 @@ class SearchRequestHandler(BaseHTTPRequestHandler):
 
     def _image(self, path):
         image_id = int(_IMAGE_ROUTE.fullmatch(path).group(1))
-        if image_id >= self.server.searcher.count:
-            raise RequestError(404, f'No image {image_id}: the index has '
-                               f'{self.server.searcher.count}.')
-        file = self._path_of(image_id)
+        file = self._path_of(image_id, unknown_status=404)
         try:
             jpeg = thumbnail_jpeg(file, self.server.thumbnail_size)
         except OSError as err:
@@ -235,11 +232,11 @@ class SearchRequestHandler(BaseHTTPRequestHandler):
                                f'read any more: {err}.') from None
         self._send(200, jpeg, 'image/jpeg', {'Cache-Control': 'max-age=3600'})
 
-    def _path_of(self, image_id: int) -> str:
+    def _path_of(self, image_id: int, unknown_status: int = 400) -> str:
         searcher = self.server.searcher
         if not 0 <= image_id < searcher.count:
-            raise RequestError(400, f'Unknown id {image_id}: ids run from 0 '
-                               f'to {searcher.count - 1}.')
+            raise RequestError(unknown_status, f'Unknown id {image_id}: ids '
+                               f'run from 0 to {searcher.count - 1}.')
         with self.server.searcher_lock:
             return searcher.image_path(image_id)
 

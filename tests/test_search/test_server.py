@@ -203,7 +203,7 @@ def test_a_searcher_that_raises_is_logged_and_the_server_goes_on(
         url, searcher, caplog):
     status, _, data = knn(url, dict(text='boom'))
     assert status == 500
-    assert data == dict(error='The search failed: RuntimeError: the model '
+    assert data == dict(error='/knn-service failed: RuntimeError: the model '
                         'fell over')
     (record, ) = [r for r in caplog.records if r.name.endswith('server')]
     assert record.getMessage() == 'POST /knn-service failed'
