@@ -43,6 +43,13 @@ def decode_image(data) -> bytes:
     """The bytes of a base64 image (a ``data:...;base64,`` URL too),
     checked to be an image PIL can read.
 
+    Args:
+        data: The request's ``image`` field; whitespace in it (the line
+            breaks of ``base64.encodebytes``) is dropped.
+
+    Returns:
+        bytes: The image file's bytes.
+
     Raises:
         RequestError: 400 when it is not a string, not base64 or not an
             image.

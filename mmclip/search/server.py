@@ -11,10 +11,12 @@ Routes (JSON in and out unless noted):
   only) and ``indice_name`` (optional; must be this index's name). Answers
   clip-retrieval's list ``[{"image_path", "id", "similarity"}, ...]``, best
   first; as there, hits past ``num_images`` carry only ``id`` and
-  ``similarity``. ``image_url`` is refused (nothing remote is fetched);
-  ``deduplicate``, ``use_safety_model``, ``use_violence_detector``,
-  ``use_mclip``, ``aesthetic_score`` and ``aesthetic_weight`` are accepted
-  and ignored (the ones set are named in the ``X-Ignored-Fields`` header).
+  ``similarity`` (clip_back also inlines each image as base64 JPEG in
+  ``image``; here the page loads ``/image/<id>``). ``image_url`` is
+  refused (nothing remote is fetched); ``deduplicate``,
+  ``use_safety_model``, ``use_violence_detector``, ``use_mclip``,
+  ``aesthetic_score`` and ``aesthetic_weight`` are accepted and ignored
+  (the ones set are named in the ``X-Ignored-Fields`` header).
 - ``GET /indices-list``: ``[name]``.
 - ``POST /metadata``: ``{"ids": [int, ...]}`` -> ``[{"id", "metadata":
   {"image_path"}}, ...]``.
