@@ -55,3 +55,10 @@ def test_wheel_carries_tools_configs_and_index_for_mim(built):
         assert (mode >> 16) & 0o111, f'{script} is not executable'
     assert not [n for n in names if '__pycache__' in n or n.endswith('.pyc')]
     assert not [n for n in names if n.startswith('tests/')]
+
+
+def test_wheel_carries_the_search_page(built):
+    """mmclip.search.server reads page.html next to itself."""
+    sdist_names, names, archive, _ = built
+    assert 'mmclip/search/page.html' in sdist_names
+    assert b'id="results"' in archive.read('mmclip/search/page.html')
