@@ -40,11 +40,12 @@ import threading
 from contextlib import nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Optional
+from typing import BinaryIO, Optional, Union
 
 from PIL import Image, ImageOps
 
 from .knn_request import RequestError, parse_knn_request
+from .sources import SourceError, open_image_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -228,8 +229,9 @@ class SearchRequestHandler(BaseHTTPRequestHandler):
         image_id = int(_IMAGE_ROUTE.fullmatch(path).group(1))
         file = self._path_of(image_id, unknown_status=404)
         try:
-            jpeg = thumbnail_jpeg(file, self.server.thumbnail_size)
-        except OSError as err:
+            jpeg = thumbnail_jpeg(io.BytesIO(open_image_bytes(file)),
+                                  self.server.thumbnail_size)
+        except (OSError, SourceError) as err:
             raise RequestError(404, f'Image {image_id} ({file}) cannot be '
                                f'read any more: {err}.') from None
         self._send(200, jpeg, 'image/jpeg', {'Cache-Control': 'max-age=3600'})
@@ -243,9 +245,10 @@ class SearchRequestHandler(BaseHTTPRequestHandler):
             return searcher.image_path(image_id)
 
 
-def thumbnail_jpeg(file: str, size: int) -> bytes:
-    """``file`` as a JPEG whose longest side is at most ``size``, turned
-    upright as its EXIF orientation says (photos from phones)."""
+def thumbnail_jpeg(file: Union[str, BinaryIO], size: int) -> bytes:
+    """``file`` (a path or a file object) as a JPEG whose longest side is
+    at most ``size``, turned upright as its EXIF orientation says (photos
+    from phones)."""
     with Image.open(file) as img:
         img.draft('RGB', (size, size))  # JPEGs: decode at a reduced scale
         img = ImageOps.exif_transpose(img)

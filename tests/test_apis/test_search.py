@@ -164,6 +164,44 @@ def test_list_and_shard_sources_keep_captions(photos, checkpoint, tmp_path):
     assert hit['image_path'] == f'{shard}::0001.jpg'
     assert search.image_bytes(hit['id']) == open(
         osp.join(photos, 'rocket.jpg'), 'rb').read()
+    _served_by_the_page_server(search, osp.join(photos, 'rocket.jpg'))
+
+
+def _served_by_the_page_server(search, query_file):
+    """The real ImageSearch behind the HTTP server: clip-retrieval's
+    request by text and by image, and a thumbnail of a shard member."""
+    import base64
+    import threading
+    import urllib.request
+
+    from mmclip.search.server import make_server
+    server = make_server(search, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = 'http://127.0.0.1:%d' % server.server_address[1]
+
+    def post(body):
+        request = urllib.request.Request(
+            url + '/knn-service', json.dumps(body).encode(),
+            {'Content-Type': 'application/json'})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.load(response)
+
+    try:
+        by_text = post(dict(text='a rocket', num_images=2, modality='image'))
+        assert [h['id'] for h in by_text] == [
+            h['id'] for h in search.query_text('a rocket', k=2)]
+        image = base64.b64encode(open(query_file, 'rb').read()).decode()
+        best = post(dict(image=image, num_images=1))[0]
+        assert best['image_path'].endswith('::0001.jpg')
+        with urllib.request.urlopen(f"{url}/image/{best['id']}",
+                                    timeout=60) as response:
+            thumb = Image.open(io.BytesIO(response.read()))
+        assert thumb.format == 'JPEG' and max(thumb.size) <= 256
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 def test_other_model_or_weights_are_refused(photos, checkpoint, tmp_path):

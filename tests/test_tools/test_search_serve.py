@@ -1,5 +1,5 @@
 """tools/search/serve.py: --help without torch, one error line for a
-missing index, a missing ImageSearch or a taken port, and the arguments it
+missing index or a taken port, and the arguments it
 hands to ImageSearch and the server."""
 import os
 import os.path as osp
@@ -91,13 +91,3 @@ def test_a_taken_port_is_one_error_line(tmp_path, monkeypatch, capsys):
     assert err == (f'error: Cannot listen on 127.0.0.1:{port} (Address '
                    'already in use); pass another --port (0 picks a free '
                    'one) or --host.\n')
-
-
-def test_an_mmclip_without_image_search_is_one_error_line(
-        tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, 'mmclip.apis.search', None)
-    tool = load_tool('search/serve.py')
-    assert tool.main([str(tmp_path)]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith('error: This mmclip has no '
-                          'mmclip.apis.search.ImageSearch to load an index')

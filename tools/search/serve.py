@@ -46,23 +46,14 @@ def load_searcher(args):
 
     Raises:
         MissingFileError: The index folder is not there.
-        ConfigError: This mmclip has no ``ImageSearch``.
     """
-    from mmclip.errors import ConfigError, MissingFileError
+    from mmclip.errors import MissingFileError
     if not osp.isdir(args.index):
         raise MissingFileError(
             f'The index folder {args.index} does not exist: build it with '
             'python tools/search/index.py FOLDER --model NAME_OR_CONFIG '
             f'--out {args.index}')
-    try:
-        from mmclip.apis.search import ImageSearch
-    except ImportError as err:
-        if err.name != 'mmclip.apis.search':
-            raise
-        raise ConfigError(
-            'This mmclip has no mmclip.apis.search.ImageSearch to load an '
-            f'index with ({err}); install the mmclip version that has '
-            'tools/search/index.py.') from None
+    from mmclip.apis.search import ImageSearch
     return ImageSearch(args.index, model=args.model,
                        checkpoint=args.checkpoint)
 
