@@ -12,14 +12,15 @@ from conftest import REPO_ROOT
 
 #: Packages that must not import ``mmclip.apis`` (at any depth, lazily
 #: inside functions included).
-BELOW_APIS = ('datasets', 'deployment', 'engine', 'evaluation', 'models')
+BELOW_APIS = ('datasets', 'deployment', 'engine', 'evaluation', 'models',
+              'search')
 
 #: mmclip's rooms from the top down. A module imports from its own room and
 #: from lower layers only (lazy imports inside functions included); rooms of
 #: one layer do not import each other. ``utils`` is high because
 #: ``register_all_modules`` imports every room that registers modules.
 LAYERS = (('benchmarks', ), ('apis', ), ('utils', ),
-          ('converters', 'evaluation'), ('deployment', 'engine'),
+          ('converters', 'evaluation', 'search'), ('deployment', 'engine'),
           ('visualization', ), ('models', ), ('datasets', ),
           ('dependencies', 'deprecation', 'errors', 'model_index',
            'registry', 'version', 'zero_shot_cache'))

@@ -1,0 +1,11 @@
+"""Searching a collection of images by embedding: the index folder in
+clip-retrieval's layout (:mod:`.layout`) and the k-NN index over it
+(:mod:`.knn`). No model code: :mod:`mmclip.apis.search` embeds images and
+queries and builds on this."""
+from .knn import KnnIndex, build_index_file, recall_at_k
+from .layout import IndexFolder, SearchIndexError, make_manifest
+
+__all__ = [
+    'IndexFolder', 'KnnIndex', 'SearchIndexError', 'build_index_file',
+    'make_manifest', 'recall_at_k'
+]
