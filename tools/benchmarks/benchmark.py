@@ -4,10 +4,11 @@
         [--device cpu|cuda] [--dtype fp32|bf16] [--compile]
         [--rows encode,tokenizer,...] [--repeats 5] [--image-batch 16]
         [--text-batch 64] [--train-batch 32] [--accum-steps 4] [--out FILE]
-        [--quick]
+        [--search-vectors 1000000] [--quick]
 
 Every library builds the same architecture (``--arch``, QuickGELU, random
-weights). Rows (``--rows``, all but ``accum`` and ``suite`` by default;
+weights). Rows (``--rows``, all but ``accum``, ``suite`` and ``search`` by
+default;
 docs/benchmarks.md has more):
 
 - ``encode``: image encode, images/s; text encode of zero-shot prompts
@@ -36,7 +37,12 @@ docs/benchmarks.md has more):
 - ``suite``: the zero-shot suite on ``--suite-datasets`` small exports
   against clip_benchmark evaluating them one by one (its open_clip column),
   datasets/s (:mod:`mmclip.benchmarks.suite`; without clip-benchmark the
-  row says why).
+  row says why);
+- ``search``, a table of its own: the k-NN index of ``mmclip.search`` over
+  ``--search-vectors`` random unit 512-d vectors, exact (faiss
+  ``IndexFlatIP``), IVF and HNSW: build seconds, ms per query alone and in
+  batches of 64, recall@10 against exact, index memory
+  (:mod:`mmclip.benchmarks.search`; no model, ``--arch`` does not apply).
 
 The encode and train rows are followed by their MFU: the FLOPs of one call
 counted from each library's model (:mod:`mmclip.benchmarks.flops`) times
@@ -63,11 +69,13 @@ from mmclip.benchmarks.peers import (ARCH_NAMES, ARCHS, LABELS, LIBRARIES,
 from mmclip.benchmarks.timing import best_rates, device_sync
 
 ROWS = ('encode', 'tokenizer', 'zero-shot', 'folder', 'train', 'pipeline',
-        'onnx', 'accum', 'suite')
+        'onnx', 'accum', 'suite', 'search')
 #: Rows measured only when ``--rows`` names them: ``accum`` (three fresh
 #: processes, one of them training on ``--accum-steps`` x
-#: ``--train-batch`` pairs) and ``suite`` (needs clip-benchmark).
-OPT_IN_ROWS = ('accum', 'suite')
+#: ``--train-batch`` pairs), ``suite`` (needs clip-benchmark) and
+#: ``search`` (an index over ``--search-vectors``, 1M by default: minutes
+#: and ~6 GB).
+OPT_IN_ROWS = ('accum', 'suite', 'search')
 #: The suite row; its open_clip column is clip_benchmark (running
 #: open_clip's model).
 SUITE_ROW = ('zero-shot suite on {} exports vs clip_benchmark one by one '
@@ -314,6 +322,8 @@ def parse_args(argv=None):
                    help='JPEGs (500x375) in each export of the suite row')
     p.add_argument('--onnx-model', default='clip_vit-base-p32',
                    help='model of the ONNX Runtime row (CPU runs only)')
+    p.add_argument('--search-vectors', type=int, default=1_000_000,
+                   help='vectors in the search row\'s index (search row)')
     p.add_argument('--out', default=None,
                    help='also write the tables (markdown) to this file')
     p.add_argument('--quick', action='store_true',
@@ -336,6 +346,7 @@ def parse_args(argv=None):
         args.pipeline_images = 4
         args.suite_datasets, args.suite_images = 2, 4
         args.onnx_model = 'clip_vit-tiny-p8_zeroshot-cls_digits-32px'
+        args.search_vectors = 2000
     args.torch_dtype = dict(fp32=torch.float32, bf16=torch.bfloat16)[
         args.dtype]
     return args
@@ -357,6 +368,12 @@ def run(args) -> str:
     if 'accum' in args.rows:
         tables.append(format_accumulation_table(measure_accumulation(args),
                                                 args.device))
+    if 'search' in args.rows:
+        from mmclip.benchmarks.search import (format_search_table,
+                                              measure_query_latency)
+        tables.append(format_search_table(
+            measure_query_latency(args.search_vectors),
+            args.search_vectors))
     table = '\n\n'.join(tables)
     accum = (f', accum steps {args.accum_steps}'
              if 'accum' in args.rows else '')
