@@ -41,7 +41,7 @@ def settings(batch: int, accum_steps: int) -> List[Tuple[str, int, int]]:
             (f'one batch of {big}', big, 1)]
 
 
-def _status_bytes(field: str) -> int:
+def status_bytes(field: str) -> int:
     """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``)."""
     with open('/proc/self/status') as f:
         for line in f:
@@ -72,13 +72,13 @@ class PeakMemory:
             libc = ctypes.CDLL(ctypes.util.find_library('c'))
             libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
             libc.malloc_trim(0)
-            self.base = _status_bytes('VmRSS')
+            self.base = status_bytes('VmRSS')
             with open('/proc/self/clear_refs', 'w') as f:
                 f.write('5')  # VmHWM := VmRSS
 
     def peak_bytes(self) -> int:
         peak = (torch.cuda.max_memory_allocated()
-                if self.cuda else _status_bytes('VmHWM'))
+                if self.cuda else status_bytes('VmHWM'))
         return peak - self.base
 
 

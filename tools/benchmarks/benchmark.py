@@ -4,11 +4,11 @@
         [--device cpu|cuda] [--dtype fp32|bf16] [--compile]
         [--rows encode,tokenizer,...] [--repeats 5] [--image-batch 16]
         [--text-batch 64] [--train-batch 32] [--accum-steps 4] [--out FILE]
-        [--quick]
+        [--search-vectors 1000000] [--quick]
 
 Every library builds the same architecture (``--arch``, QuickGELU, random
-weights). Rows (``--rows``, all but ``accum``, ``suite`` and ``index`` by
-default;
+weights). Rows (``--rows``, all but ``accum``, ``suite``, ``index`` and
+``search`` by default;
 docs/benchmarks.md has more):
 
 - ``encode``: image encode, images/s; text encode of zero-shot prompts
@@ -41,7 +41,12 @@ docs/benchmarks.md has more):
 - ``index``: the ``folder`` row's JPEGs into a search index
   (:func:`mmclip.apis.index_images`: decoding threads, parts written, faiss
   ``IndexFlatIP``) against the peers encoding them into the same faiss
-  index, images/s (:mod:`mmclip.benchmarks.pipelines`).
+  index, images/s (:mod:`mmclip.benchmarks.pipelines`);
+- ``search``, a table of its own: the k-NN index of ``mmclip.search`` over
+  ``--search-vectors`` random unit 512-d vectors, exact (faiss
+  ``IndexFlatIP``), IVF and HNSW: build seconds, ms per query alone and in
+  batches of 64, recall@10 against exact, index memory
+  (:mod:`mmclip.benchmarks.search`; no model, ``--arch`` does not apply).
 
 The encode and train rows are followed by their MFU: the FLOPs of one call
 counted from each library's model (:mod:`mmclip.benchmarks.flops`) times
@@ -68,12 +73,13 @@ from mmclip.benchmarks.peers import (ARCH_NAMES, ARCHS, LABELS, LIBRARIES,
 from mmclip.benchmarks.timing import best_rates, device_sync
 
 ROWS = ('encode', 'tokenizer', 'zero-shot', 'folder', 'train', 'pipeline',
-        'onnx', 'accum', 'suite', 'index')
+        'onnx', 'accum', 'suite', 'index', 'search')
 #: Rows measured only when ``--rows`` names them: ``accum`` (three fresh
 #: processes, one of them training on ``--accum-steps`` x
-#: ``--train-batch`` pairs), ``suite`` (needs clip-benchmark) and
-#: ``index`` (compare it with ``folder`` in the same run).
-OPT_IN_ROWS = ('accum', 'suite', 'index')
+#: ``--train-batch`` pairs), ``suite`` (needs clip-benchmark), ``index``
+#: (compare it with ``folder`` in the same run) and ``search`` (an index
+#: over ``--search-vectors``, 1M by default: minutes and ~6 GB).
+OPT_IN_ROWS = ('accum', 'suite', 'index', 'search')
 #: The suite row; its open_clip column is clip_benchmark (running
 #: open_clip's model).
 SUITE_ROW = ('zero-shot suite on {} exports vs clip_benchmark one by one '
@@ -325,6 +331,8 @@ def parse_args(argv=None):
                    help='JPEGs (500x375) in each export of the suite row')
     p.add_argument('--onnx-model', default='clip_vit-base-p32',
                    help='model of the ONNX Runtime row (CPU runs only)')
+    p.add_argument('--search-vectors', type=int, default=1_000_000,
+                   help='vectors in the search row\'s index (search row)')
     p.add_argument('--out', default=None,
                    help='also write the tables (markdown) to this file')
     p.add_argument('--quick', action='store_true',
@@ -347,6 +355,7 @@ def parse_args(argv=None):
         args.pipeline_images = 4
         args.suite_datasets, args.suite_images = 2, 4
         args.onnx_model = 'clip_vit-tiny-p8_zeroshot-cls_digits-32px'
+        args.search_vectors = 2000
     args.torch_dtype = dict(fp32=torch.float32, bf16=torch.bfloat16)[
         args.dtype]
     return args
@@ -368,6 +377,12 @@ def run(args) -> str:
     if 'accum' in args.rows:
         tables.append(format_accumulation_table(measure_accumulation(args),
                                                 args.device))
+    if 'search' in args.rows:
+        from mmclip.benchmarks.search import (format_search_table,
+                                              measure_query_latency)
+        tables.append(format_search_table(
+            measure_query_latency(args.search_vectors),
+            args.search_vectors))
     table = '\n\n'.join(tables)
     accum = (f', accum steps {args.accum_steps}'
              if 'accum' in args.rows else '')
