@@ -142,18 +142,8 @@ class KnnIndex:
                     f"index type {index_type!r} needs faiss; use 'exact' "
                     "with backend='numpy'")
             return cls(EXACT, dim, embeddings=embeddings)
-        if index_type == EXACT:
-            index = faiss.IndexFlatIP(dim)
-        else:
-            try:
-                index = faiss.index_factory(dim, index_type,
-                                            faiss.METRIC_INNER_PRODUCT)
-            except RuntimeError as e:
-                raise SearchIndexError(
-                    f'faiss does not know the index type {index_type!r} '
-                    f"({str(e).strip().splitlines()[-1]}); use 'exact' or a "
-                    "faiss index_factory string such as 'IVF1024,Flat' or "
-                    "'HNSW32'") from None
+        index = new_faiss_index(index_type, dim)
+        if index_type != EXACT:
             if not index.is_trained:
                 _train(faiss, index, index_type, embeddings, train_size,
                        seed)
@@ -311,6 +301,28 @@ class KnnIndex:
             index_type = (EXACT if isinstance(index, faiss.IndexFlat) else
                           type(index).__name__)
         return cls(index_type, index.d, faiss_index=index)
+
+
+def new_faiss_index(index_type: str, dim: int):
+    """An empty faiss index of ``index_type`` over ``dim``-d vectors ranked
+    by inner product: a tool calls it before embedding anything, so that a
+    mistyped type fails in a second, not after hours.
+
+    Raises:
+        SearchIndexError: faiss is missing, or does not know ``index_type``.
+    """
+    faiss = import_faiss(required=True)
+    if index_type == EXACT:
+        return faiss.IndexFlatIP(dim)
+    try:
+        return faiss.index_factory(dim, index_type,
+                                   faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as e:
+        raise SearchIndexError(
+            f'faiss does not know the index type {index_type!r} '
+            f"({str(e).strip().splitlines()[-1]}); use 'exact' or a "
+            "faiss index_factory string such as 'IVF1024,Flat' or "
+            "'HNSW32'") from None
 
 
 def _train(faiss, index, index_type: str, embeddings: np.ndarray,

@@ -118,7 +118,9 @@ CKPT = ['--checkpoint', '{project}/tiny.pth']
      'checkpoint=None.*same --model / --checkpoint'),
     (['{photos}', '--out', '{photos}', *CKPT], 'not an index folder'),
     (['{photos}', '--out', '{tmp}/i', '--index-type', 'IVF4096,Flat', *CKPT],
-     'IVF4096'),
+     'IVF4096,Flat.*needs at least 4096 embeddings'),
+    (['{photos}', '--out', '{tmp}/i', '--index-type', 'IVF9,Flta', *CKPT],
+     "faiss does not know the index type 'IVF9,Flta'"),
 ])
 def test_index_errors_are_one_line(index, project, tmp_path, capsys, argv,
                                    message):
@@ -128,6 +130,8 @@ def test_index_errors_are_one_line(index, project, tmp_path, capsys, argv,
     assert load_tool('search/index.py').main(argv + ['--model', MODEL]) == 1
     # The progress bar may come first (the IVF error follows the embedding,
     # which is kept: a re-run with 'exact' only builds the index).
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith('error: ')
-    assert re.search(message, err), err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith('error: ')
+    assert re.search(message, err[-1]), err
+    if 'Flta' in argv:  # refused before any image was embedded
+        assert not any('Indexing' in line for line in err)

@@ -10,6 +10,7 @@ from mmengine.logging import MMLogger
 
 from mmclip.search import (IndexFolder, SearchIndexError, build_index_file,
                            make_manifest)
+from mmclip.search.knn import new_faiss_index
 from mmclip.search.sources import (iter_shard, list_shards, read_list,
                                    source_kind, walk_folder)
 from ..inference import _eval_mode, _ordered_map, default_num_workers
@@ -168,6 +169,10 @@ def index_images(source: str,
         total = len(todo)
     net = get_model(model, checkpoint, device) if isinstance(
         model, str) else model
+    if index_type != 'exact':  # a mistyped type fails before embedding
+        with _eval_mode(net):
+            dim = net.encode_text(net.tokenizer(['a'], truncate=True)).shape[1]
+        new_faiss_index(index_type, dim)
     encode = _image_encoder(net, int8_dir)
     transform = build_eval_transform(net)
 

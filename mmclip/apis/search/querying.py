@@ -60,6 +60,12 @@ class ImageSearch:
                 manifest,
                 _model_identity(model, checkpoint, manifest['encoder']),
                 index_dir)
+            if not checkpoint:
+                MMLogger.get_current_instance().warning(
+                    f'{index_dir} was built without a checkpoint: the model '
+                    'has new random weights, unrelated to those that '
+                    'embedded the images, so the results are meaningless. '
+                    'Index with --checkpoint.')
             model = get_model(model, checkpoint, device)
         self.model = model.eval()
         self.name = osp.basename(osp.normpath(index_dir))
