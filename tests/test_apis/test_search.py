@@ -3,6 +3,7 @@ top-k equal to brute force over the same embeddings, resumable indexing,
 bad input counted and named, the model checked against the index."""
 import io
 import json
+import os
 import os.path as osp
 import tarfile
 
@@ -260,3 +261,32 @@ def test_contact_sheet_tiles_an_unreadable_hit(tmp_path):
              for i in range(3)]
     assert (tiles[0] == [255, 0, 0]).all(-1).mean() > 0.4  # letterboxed
     assert (tiles[1] == [225, 225, 225]).all(-1).mean() > 0.5  # grey tile
+
+
+def test_a_folder_without_manifest_needs_the_model(photos, checkpoint,
+                                                   tmp_path):
+    """clip-retrieval's inference writes no manifest: the model must be
+    named, and only the width can be checked."""
+    import shutil
+    out = tmp_path / 'idx'
+    _index(photos, out, checkpoint)
+    os.remove(out / 'mmclip_search.json')
+    with pytest.raises(SearchIndexError,
+                       match='no mmclip_search.json.*pass that model'):
+        ImageSearch(str(out))
+    search = ImageSearch(str(out), model=MODEL, checkpoint=checkpoint)
+    assert search.query_image(osp.join(photos, 'coffee.jpg'), k=1)[0][
+        'image_path'] == osp.join(photos, 'coffee.jpg')
+    # Embeddings of another width than the model's.
+    wide = tmp_path / 'wide'
+    shutil.copytree(out, wide)
+    folder = IndexFolder(str(wide))
+    for name in os.listdir(folder.embeddings_dir):
+        path = osp.join(folder.embeddings_dir, name)
+        emb = np.load(path)
+        np.save(path, np.concatenate([emb, emb], axis=1) / np.sqrt(2))
+    os.remove(wide / 'image.index')
+    with pytest.raises(SearchIndexError,
+                       match='holds 128-d embeddings but the model embeds '
+                       'in 64'):
+        ImageSearch(str(wide), model=MODEL, checkpoint=checkpoint)

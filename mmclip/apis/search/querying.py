@@ -45,12 +45,18 @@ class ImageSearch:
         from ..model import get_model
         self.folder = IndexFolder(index_dir)
         manifest = self.folder.read_manifest()
-        if manifest is None:
-            raise SearchIndexError(
-                f'{index_dir} is not an mmclip search index (no '
-                'mmclip_search.json): build one with tools/search/index.py '
-                'FOLDER --model MODEL --checkpoint CKPT --out '
-                f'{index_dir}.')
+        if manifest is None:  # e.g. clip-retrieval inference's output
+            if model is None:
+                raise SearchIndexError(
+                    f'{index_dir} has no mmclip_search.json naming the model '
+                    'that embedded its images (clip-retrieval writes none): '
+                    'pass that model with --model / --checkpoint, or build '
+                    'the index with tools/search/index.py.')
+            MMLogger.get_current_instance().warning(
+                f'{index_dir} has no mmclip_search.json: queries are '
+                f'embedded by {model}, which must be the model that embedded '
+                'the images (only the width can be checked).')
+            manifest = _model_identity(model, checkpoint, 'fp32')
         self.manifest = manifest
         if model is None:
             model = manifest['model']
