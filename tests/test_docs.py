@@ -17,7 +17,8 @@ from conftest import REPO_ROOT, load_tool, markdown_blocks
 PAGES = sorted([osp.join(REPO_ROOT, 'README.md')] +
                glob.glob(osp.join(REPO_ROOT, 'docs', '*.md')))
 GUIDES = ('getting_started', 'training', 'evaluation', 'inference',
-          'converting_weights', 'fine_tuning', 'benchmarks', 'deployment')
+          'converting_weights', 'fine_tuning', 'benchmarks', 'deployment',
+          'own_data', 'search')
 
 
 def commands(page: str):
