@@ -290,3 +290,27 @@ def test_a_folder_without_manifest_needs_the_model(photos, checkpoint,
                        match='holds 128-d embeddings but the model embeds '
                        'in 64'):
         ImageSearch(str(wide), model=MODEL, checkpoint=checkpoint)
+
+
+def test_without_faiss_the_search_runs_in_numpy(photos, checkpoint, tmp_path,
+                                                monkeypatch):
+    """faiss is optional: the exact index is then NumPy's, with the same
+    hits; an approximate type says what to install."""
+    import sys
+    with_faiss = tmp_path / 'with_faiss'
+    _index(photos, with_faiss, checkpoint)
+    expected = ImageSearch(str(with_faiss)).query_text('a cat', k=5)
+    monkeypatch.setitem(sys.modules, 'faiss', None)
+    out = tmp_path / 'numpy'
+    report = _index(photos, out, checkpoint)
+    assert report['index']['file'] is None
+    assert not osp.exists(out / 'image.index')
+    search = ImageSearch(str(out))
+    assert search.index.backend == 'numpy'
+    hits = search.query_text('a cat', k=5)
+    assert [h['id'] for h in hits] == [h['id'] for h in expected]
+    np.testing.assert_allclose([h['similarity'] for h in hits],
+                               [h['similarity'] for h in expected],
+                               atol=1e-6)
+    with pytest.raises(SearchIndexError, match='pip install faiss-cpu'):
+        _index(photos, tmp_path / 'ivf', checkpoint, index_type='IVF2,Flat')
