@@ -361,7 +361,8 @@ def make_manifest(folder: IndexFolder,
 
     Returns:
         dict: ``{'format': 1, 'model', 'checkpoint', 'embed_dim', 'encoder',
-        'count', 'parts', 'index': {'type', 'recall@10'}}``.
+        'count', 'parts', 'index': {'type', 'recall@10'[,
+        'int8_recall@10']}}``.
     """
     index = index or {'type': 'exact', 'recall@10': None}
     return {'format': MANIFEST_FORMAT, 'model': model,
@@ -369,4 +370,6 @@ def make_manifest(folder: IndexFolder,
             'encoder': encoder, 'count': folder.count(),
             'parts': len(folder.parts()),
             'index': {'type': index['type'],
-                      'recall@10': index.get('recall@10')}}
+                      'recall@10': index.get('recall@10'),
+                      **{k: v for k, v in index.items()
+                         if k == 'int8_recall@10'}}}

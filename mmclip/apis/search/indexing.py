@@ -236,6 +236,8 @@ def index_images(source: str,
             f'No image of {source} could be indexed (see the reasons '
             'above): the index would be empty.')
     index = build_index_file(folder, index_type)
+    if int8_dir is not None:
+        index['int8_recall@10'] = int8_recall(folder, net, transform)
     folder.write_manifest(make_manifest(folder, index=index, **identity))
     logger.info(f'Indexed {added} new images into {out} ({already} were '
                 f'already there; {folder.count()} in all; '
@@ -258,3 +260,51 @@ def _log_skipped(logger, skipped: List[str], not_images: List[str],
                        + shorten_list(not_images))
     for line in problems:
         logger.warning(line)
+
+
+#: Text queries of :func:`int8_recall` for an index without captions:
+#: everyday subjects of photo folders.
+GENERIC_QUERIES = (
+    'a photo of a person', 'a group of people', 'a dog', 'a cat', 'a car',
+    'a building', 'a beach', 'a mountain', 'food on a plate', 'a street at '
+    'night', 'a child', 'a document', 'a screenshot', 'a flower', 'a bird',
+    'a bicycle', 'a river', 'a city skyline', 'an animal', 'a drawing')
+
+
+def int8_recall(folder: IndexFolder, model, transform,
+                sample: int = 256, k: int = 10) -> dict:
+    """Recall@k of the int8 embeddings of an index against float32 ones of
+    the same images: up to ``sample`` indexed images (drawn with seed 0)
+    are embedded again by the float32 model; text queries (the images'
+    captions, else :data:`GENERIC_QUERIES`) and image queries (each sampled
+    image) search both sets exactly, and the share of the float32 top-k
+    that the int8 top-k finds is averaged.
+
+    Returns:
+        dict: ``{'text': float, 'image': float, 'images': n}``.
+    """
+    from mmclip.search import KnnIndex, recall_at_k
+    from mmclip.search.sources import open_image_bytes
+    meta = folder.metadata()
+    rows = np.random.default_rng(0).choice(
+        folder.count(), min(sample, folder.count()), replace=False)
+    rows = np.sort(rows)
+    int8 = np.asarray(folder.embeddings())[rows]
+    with _eval_mode(model):
+        packed = [transform(open_image_bytes(meta['image_path'][i]))
+                  for i in rows]
+        fp32 = np.concatenate([
+            model.encode_image(collate_images(model, packed[i:i + 32]),
+                               normalize=True).float().cpu().numpy()
+            for i in range(0, len(packed), 32)])
+        captions = ([meta['caption'][i] for i in rows]
+                    if 'caption' in meta else [])
+        texts = [c for c in captions if c][:64] or list(GENERIC_QUERIES)
+        text = model.encode_text(model.tokenizer(texts, truncate=True),
+                                 normalize=True).float().cpu().numpy()
+    result = dict(images=len(rows))
+    for name, queries in (('text', text), ('image', fp32)):
+        exact = KnnIndex.build(fp32, backend='numpy').search(queries, k)[1]
+        found = KnnIndex.build(int8, backend='numpy').search(queries, k)[1]
+        result[name] = recall_at_k(found, exact, k)
+    return result
