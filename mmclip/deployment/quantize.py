@@ -7,12 +7,13 @@ and records it in the sidecar's ``image_int8`` entry. Two methods:
 
 - ``'dynamic'`` (default): ``onnxruntime.quantization.quantize_dynamic``,
   int8 weights per output channel for every ``MatMul`` with a constant
-  weight (the attention and MLP projections of every block and the final
-  projection); activations are quantised per batch at run time, the
-  attention products, layer norms, softmax and patch embedding stay
-  float32. No calibration data.
+  weight in the blocks (attention and MLP projections); activations are
+  quantised per batch at run time. The attention products, layer norms,
+  softmax, patch embedding and final projection stay float32. No
+  calibration data.
 - ``'static'``: ``quantize_static`` in QDQ format, activation ranges from
-  calibration images (min-max), every ``MatMul`` in int8.
+  calibration images (min-max), every ``MatMul`` of the blocks in int8
+  (the attention products too); the final projection stays float32.
 
 Measured on ViT-B/32 (random weights, 2 threads of an Intel Xeon with
 AVX-512 VNNI, batch 16, docs/benchmarks.md): dynamic encodes 3.3x as many
@@ -40,6 +41,17 @@ INT8_IMAGE_FILE = 'image_int8.onnx'
 METHODS = ('dynamic', 'static')
 #: Images per calibration run of the static method.
 CALIBRATION_BATCH = 8
+
+
+def final_projection(path: str) -> str:
+    """The name of the image tower's last ``MatMul`` with a weight: the
+    projection of the pooled token to the embedding (nodes are stored in
+    topological order)."""
+    import onnx
+    graph = onnx.load(path, load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+    return [node.name for node in graph.node
+            if node.op_type == 'MatMul' and node.input[1] in weights][-1]
 
 
 def count_int8_matmuls(path: str) -> int:
@@ -130,8 +142,12 @@ def quantize_image_tower(export_dir: str,
         # graph optimised, so that the quantiser sees fused nodes.
         prepared = osp.join(tmp, 'prepared.onnx')
         quant_pre_process(image_tower_file(meta, export_dir), prepared)
+        # The final projection stays float32: one row per image, so int8
+        # saves nothing there, and on ViT-B/32 keeping it lifted recall@10
+        # against float32 from 0.957 to 0.967 (text queries).
         common = dict(per_channel=True, weight_type=QuantType.QInt8,
-                      op_types_to_quantize=['MatMul'])
+                      op_types_to_quantize=['MatMul'],
+                      nodes_to_exclude=[final_projection(prepared)])
         written = osp.join(tmp, INT8_IMAGE_FILE)
         if method == 'dynamic':
             quantize_dynamic(prepared, written, **common)

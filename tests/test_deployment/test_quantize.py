@@ -25,9 +25,9 @@ DIGITS_CFG = osp.join(REPO_ROOT, 'configs', 'clip',
 TRAIN_CFG = osp.join(REPO_ROOT, 'configs', 'clip',
                      'clip_vit-tiny-p8_1xb32-24e_digits-32px.py')
 NO_CACHE = {'model.predict_head.cache_dir': None}
-#: The tiny digits tower's matmuls with a weight: 4 blocks x (qkv, attention
-#: out, MLP in, MLP out) and the final projection.
-TINY_WEIGHT_MATMULS = 4 * 4 + 1
+#: The tiny digits tower's matmuls with a weight in its blocks: 4 blocks x
+#: (qkv, attention out, MLP in, MLP out); the final projection stays fp32.
+TINY_WEIGHT_MATMULS = 4 * 4
 
 
 def sample_images(count: int = 40) -> list:
