@@ -25,6 +25,9 @@ DIGITS_CFG = osp.join(REPO_ROOT, 'configs', 'clip',
 TRAIN_CFG = osp.join(REPO_ROOT, 'configs', 'clip',
                      'clip_vit-tiny-p8_1xb32-24e_digits-32px.py')
 NO_CACHE = {'model.predict_head.cache_dir': None}
+#: Epochs of the trained digits CLIP (the config's 24 take 3x as long for
+#: a model that only needs to be trained, not good).
+TRAIN_EPOCHS = 8
 #: The tiny digits tower's matmuls with a weight in its blocks: 4 blocks x
 #: (qkv, attention out, MLP in, MLP out); the final projection stays fp32.
 TINY_WEIGHT_MATMULS = 4 * 4
@@ -182,9 +185,10 @@ def test_cli_int8_static_with_a_calibration_folder(tmp_path):
 
 @pytest.fixture(scope='module')
 def trained_digits(tmp_path_factory):
-    """The digits CLIP trained with the full tiny config (~2 min on 2
-    threads), exported with ``pytorch2onnx.py --int8``: ``(export folder,
-    held-out image paths, their labels, the tool's sidecar)``."""
+    """The digits CLIP trained from scratch for 8 of the tiny config's 24
+    epochs (~2 min on one busy thread; 95.5 % zero-shot top-1 measured),
+    exported with ``pytorch2onnx.py --int8``: ``(export folder, held-out
+    image paths, their labels, the tool's sidecar)``."""
     from mmclip.apis import prepare_train_config, train
     from mmclip.datasets.digits import prepare_digits
     root = str(tmp_path_factory.mktemp('digits'))
@@ -193,9 +197,10 @@ def trained_digits(tmp_path_factory):
     cfg = prepare_train_config(
         TRAIN_CFG, work_dir=osp.join(root, 'work_dir'),
         cfg_options={'train_dataloader.dataset.data_root': data_root,
-                     'cpu_threads': 2})
+                     'train_cfg.max_epochs': TRAIN_EPOCHS,
+                     'cpu_threads': 1})
     train(cfg)
-    checkpoint = osp.join(root, 'work_dir', 'epoch_24.pth')
+    checkpoint = osp.join(root, 'work_dir', f'epoch_{TRAIN_EPOCHS}.pth')
     out = osp.join(root, 'export')
     tool = load_tool('deployment/pytorch2onnx.py')
     meta = tool.run(tool.parse_args([DIGITS_CFG, checkpoint, '--out', out,
@@ -211,8 +216,9 @@ def test_trained_digits_int8_search_and_zero_shot_follow_fp32(
         trained_digits):
     """The goal of issue 18: recall@10 >= 0.95 of searches over the int8
     embeddings against the float32 ones (text and image queries), and
-    zero-shot top-1 within 1 point. Measured on an Intel Xeon: cosine min
-    0.9999, recall@10 0.987 (text) and 0.990 (image), top-1 98.3 both."""
+    zero-shot top-1 within 1 point. Measured on an Intel Xeon (8 epochs):
+    cosine min 0.9999, recall@10 0.987 (text) and 0.993 (image), top-1
+    95.5 both (24 epochs: 0.993, 0.993, 98.3 both)."""
     out, images, labels, meta = trained_digits
     assert meta['image_int8']['method'] == 'dynamic'
     fp32 = OnnxCLIP(out, cache_dir=None)
