@@ -15,12 +15,13 @@ and records it in the sidecar's ``image_int8`` entry. Two methods:
   calibration images (min-max), every ``MatMul`` of the blocks in int8
   (the attention products too); the final projection stays float32.
 
-Measured on ViT-B/32 (random weights, 2 threads of an Intel Xeon with
-AVX-512 VNNI, batch 16, docs/benchmarks.md): dynamic encodes 3.3x as many
-images per second as open_clip's float32 PyTorch, static 2.4x, torch's
-dynamic quantisation of ``nn.Linear`` 1.6x; the embeddings' cosine to
-float32 is >= 0.9996 for all three. The speed comes from ONNX Runtime's
-int8 matmul kernels (VNNI / AMX where the CPU has them; slower elsewhere).
+Measured on ViT-B/32 (random weights, an Intel Xeon with AVX-512 VNNI,
+batch 16, interleaved runs on a shared machine): dynamic encodes 2.8-3.7x as
+many images per second as open_clip's float32 PyTorch, static 2.35-2.4x,
+torch's dynamic quantisation of ``nn.Linear`` 1.4-1.6x; the embeddings'
+cosine to float32 is >= 0.9995 for all three. The speed comes from ONNX
+Runtime's int8 matmul kernels (VNNI / AMX where the CPU has them; slower
+elsewhere).
 """
 import os
 import os.path as osp
