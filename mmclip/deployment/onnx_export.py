@@ -23,7 +23,6 @@ line) gives the same embeddings at the trimmed cost, and 77-token ids give
 them too, at the full cost.
 """
 import contextlib
-import json
 import os
 import os.path as osp
 import platform
@@ -36,7 +35,7 @@ from mmengine.logging import MMLogger
 
 from mmclip.models.utils import resolve_scale
 from mmclip.version import __version__
-from .onnx_inputs import META_FILE, META_VERSION
+from .onnx_inputs import META_VERSION, write_export_meta
 from .onnx_runtime import OnnxCLIP
 
 IMAGE_FILE = 'image_encoder.onnx'
@@ -225,11 +224,6 @@ def _written_opset(path: str) -> int:
                 if op.domain in ('', 'ai.onnx'))
 
 
-def _write_meta(meta: dict, out_dir: str) -> None:
-    with open(osp.join(out_dir, META_FILE), 'w') as f:
-        json.dump(meta, f, indent=1)
-
-
 def verify_export(model: nn.Module, export_dir: str,
                   batch_size: int = 3) -> dict:
     """Run the exported files with ONNX Runtime and PyTorch on the same
@@ -302,10 +296,10 @@ def export_onnx(model: nn.Module,
             opset)
     meta['exported_with']['opset'] = _written_opset(
         osp.join(out_dir, IMAGE_FILE))
-    _write_meta(meta, out_dir)
+    write_export_meta(meta, out_dir)
     if verify:  # OnnxCLIP reads the sidecar: written first, then updated
         meta['verified_max_abs_diff'] = diffs = verify_export(model, out_dir)
-        _write_meta(meta, out_dir)
+        write_export_meta(meta, out_dir)
         if max(diffs.values()) > VERIFY_ATOL:
             raise RuntimeError(
                 f'ONNX Runtime differs from PyTorch by more than '

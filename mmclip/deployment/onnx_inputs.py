@@ -7,10 +7,12 @@ mmpretrain here (see :mod:`mmclip.dependencies`)."""
 import json
 import os
 import os.path as osp
-from typing import Union
+from typing import Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from mmclip.errors import MissingFileError
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 
@@ -19,24 +21,33 @@ ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 #: them ``logit_scale``, the name of the model's log temperature.
 META_FILE = 'mmclip_onnx.json'
 META_VERSION = 2
+#: The sidecar's entry of the int8 image tower
+#: (:func:`mmclip.deployment.quantize_image_tower`).
+INT8_META_KEY = 'image_int8'
 
 
-def read_export_meta(export_dir: str) -> dict:
+def read_export_meta(export_dir: str, export_flags: str = '') -> dict:
     """The sidecar of an export folder.
 
     Args:
         export_dir (str): A folder written by
             :func:`mmclip.deployment.export_onnx`.
+        export_flags (str): Flags the export command in the error message
+            gets (e.g. ``' --int8'``). Defaults to ``''``.
 
     Returns:
         dict: See :func:`mmclip.deployment.onnx_export.export_meta`.
+
+    Raises:
+        MissingFileError: ``export_dir`` holds no export; the message names
+            the command that makes one.
     """
     path = osp.join(export_dir, META_FILE)
     if not osp.isfile(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f'{export_dir!r} has no {META_FILE}: export the model with '
             '`python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT '
-            f'--out {export_dir}`.')
+            f'--out {export_dir}{export_flags}`.')
     with open(path) as f:
         meta = json.load(f)
     if meta.get('format_version') == 1:
@@ -48,6 +59,40 @@ def read_export_meta(export_dir: str) -> dict:
             f'mmclip reads versions 1 to {META_VERSION}. Export the model '
             'again with this mmclip.')
     return meta
+
+
+def write_export_meta(meta: dict, export_dir: str) -> None:
+    """Write ``meta`` as the sidecar of ``export_dir``."""
+    with open(osp.join(export_dir, META_FILE), 'w') as f:
+        json.dump(meta, f, indent=1)
+
+
+def image_tower_file(meta: dict, export_dir: str, int8: bool = False) -> str:
+    """The path of an export's image tower.
+
+    Args:
+        meta (dict): The folder's sidecar (:func:`read_export_meta`).
+        export_dir (str): The export folder.
+        int8 (bool): The int8 tower instead of the float32 one. Defaults to
+            False.
+
+    Returns:
+        str: The ``.onnx`` file.
+
+    Raises:
+        MissingFileError: ``int8`` and the folder has no int8 tower; the
+            message names the commands that make it.
+    """
+    tower = meta.get(INT8_META_KEY) if int8 else meta['image']
+    path = osp.join(export_dir, tower['file']) if tower else None
+    if int8 and not (path and osp.isfile(path)):
+        raise MissingFileError(
+            f'{export_dir!r} has no int8 image tower: quantise the export '
+            'with `python -c "from mmclip.deployment import '
+            f'quantize_image_tower; quantize_image_tower({export_dir!r})"`'
+            ' or export with `python tools/deployment/pytorch2onnx.py '
+            f'CONFIG CHECKPOINT --out {export_dir} --int8`.')
+    return path
 
 
 def load_rgb(image: ImageLike) -> np.ndarray:
@@ -118,6 +163,25 @@ def preprocess_image(rgb: np.ndarray, image_meta: dict) -> np.ndarray:
     mean = (255 * np.asarray(image_meta['mean'])).astype(np.float32)
     std = (255 * np.asarray(image_meta['std'])).astype(np.float32)
     return ((img.astype(np.float32) - mean) / std).transpose(2, 0, 1)
+
+
+def preprocess_batch(images: Sequence[ImageLike],
+                     image_meta: dict) -> np.ndarray:
+    """Images as an image tower's input (:func:`load_rgb` then
+    :func:`preprocess_image` each).
+
+    Args:
+        images (Sequence[str | np.ndarray | PIL.Image.Image]): See
+            :func:`load_rgb`.
+        image_meta (dict): The sidecar's ``image`` entry.
+
+    Returns:
+        np.ndarray: ``(N, 3, S, S)`` float32.
+    """
+    if not len(images):
+        raise ValueError('No images given: give at least one image.')
+    return np.stack(
+        [preprocess_image(load_rgb(image), image_meta) for image in images])
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

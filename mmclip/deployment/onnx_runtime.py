@@ -26,8 +26,37 @@ from mmclip.zero_shot_cache import (DEFAULT_CACHE_DIR, files_fingerprint,
                                     load_cached_classifier,
                                     save_cached_classifier,
                                     zero_shot_cache_key)
-from .onnx_inputs import (ImageLike, l2_normalize, load_rgb, preprocess_image,
-                          read_export_meta, softmax)
+from .onnx_inputs import (ImageLike, image_tower_file, l2_normalize,
+                          preprocess_batch, read_export_meta, softmax)
+
+
+def open_session(path: str,
+                 providers: Optional[Sequence[str]] = None,
+                 num_threads: Optional[int] = None):
+    """An ONNX Runtime session of one ``.onnx`` file.
+
+    Args:
+        path (str): The file.
+        providers (Sequence[str], optional): Execution providers. Defaults
+            to None (CPU).
+        num_threads (int, optional): ``intra_op_num_threads``; None lets ONNX
+            Runtime use every physical core. Defaults to None.
+
+    Returns:
+        onnxruntime.InferenceSession: The session.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise ImportError(
+            f'Running an ONNX export needs onnxruntime ({err}): pip install '
+            'onnxruntime (see requirements/deploy.txt).') from None
+    options = ort.SessionOptions()
+    if num_threads is not None:
+        options.intra_op_num_threads = int(num_threads)
+    return ort.InferenceSession(path, options,
+                                providers=list(providers
+                                               or ['CPUExecutionProvider']))
 
 
 class OnnxCLIP:
@@ -52,6 +81,10 @@ class OnnxCLIP:
             hash of ``text_encoder.onnx`` for the text tower): ImageNet's
             80,000 prompts are run once. None disables it. Defaults to
             ``~/.cache/mmclip/zero_shot``.
+        int8 (bool): Run the int8 image tower that
+            :func:`mmclip.deployment.quantize_image_tower` wrote (faster on
+            CPUs, embeddings close to float32's); the text tower stays
+            float32. Defaults to False.
 
     Examples:
         >>> model = OnnxCLIP('work_dirs/onnx')
@@ -63,28 +96,17 @@ class OnnxCLIP:
                  export_dir: str,
                  providers: Optional[Sequence[str]] = None,
                  num_threads: Optional[int] = None,
-                 cache_dir: Optional[str] = DEFAULT_CACHE_DIR):
-        try:
-            import onnxruntime as ort
-        except ImportError as err:
-            raise ImportError(
-                f'OnnxCLIP needs onnxruntime ({err}): pip install '
-                'onnxruntime (see requirements/deploy.txt).') from None
+                 cache_dir: Optional[str] = DEFAULT_CACHE_DIR,
+                 int8: bool = False):
         from mmclip.models.tokenizers import CLIPBPETokenizer
         self.export_dir = export_dir
         self.meta = read_export_meta(export_dir)
-        options = ort.SessionOptions()
-        if num_threads is not None:
-            options.intra_op_num_threads = int(num_threads)
-        providers = list(providers or ['CPUExecutionProvider'])
-
-        def session(tower: dict):
-            return ort.InferenceSession(
-                osp.join(export_dir, tower['file']), options,
-                providers=providers)
-
-        self.image_session = session(self.meta['image'])
-        self.text_session = session(self.meta['text'])
+        self.image_session = open_session(
+            image_tower_file(self.meta, export_dir, int8), providers,
+            num_threads)
+        self.text_session = open_session(
+            osp.join(export_dir, self.meta['text']['file']), providers,
+            num_threads)
         self.tokenizer = CLIPBPETokenizer(
             context_length=self.meta['text']['context_length'])
         self.cache_dir = (osp.expanduser(cache_dir)
@@ -107,10 +129,7 @@ class OnnxCLIP:
         Returns:
             np.ndarray: ``(N, 3, S, S)`` float32.
         """
-        return np.stack([
-            preprocess_image(load_rgb(image), self.meta['image'])
-            for image in images
-        ])
+        return preprocess_batch(images, self.meta['image'])
 
     def tokenize(self, texts: Union[str, Sequence[str]]) -> np.ndarray:
         """Token ids cut after the batch's last pooled (end-of-text) token.

@@ -25,12 +25,15 @@ def test_benchmark_tool_runs_all_rows_side_by_side(tmp_path):
     out = tmp_path / 'table.md'
     text = bench.run(bench.parse_args(['--quick', '--out', str(out)]))
     assert out.read_text().endswith(text + '\n')  # after the header line
-    table, onnx_table = text.split('\n\n')
+    table, onnx_table, int8_table = text.split('\n\n')
     rows = {r.split(' | ')[0][2:]: r.split(' | ')[1:]
             for r in table.splitlines()[2:]}
     onnx_row = onnx_table.splitlines()[-1]
     assert onnx_row.startswith('| ONNX Runtime vs PyTorch eager, image encode')
     assert onnx_row.endswith('x |') and '—' not in onnx_row
+    int8_row = int8_table.splitlines()[-1]
+    assert int8_row.startswith('| int8 image tower vs fp32 image encode')
+    assert int8_row.endswith('x |') and '—' not in int8_row
     assert list(rows) == [
         'image encode (img/s)', 'image encode: achieved GFLOP/s',
         'text encode (txt/s)', 'text encode: achieved GFLOP/s',

@@ -29,6 +29,10 @@ docs/benchmarks.md has more):
 - ``onnx`` (CPU only), a table of its own: mmclip's image encode exported to
   ONNX (``mmclip.deployment.export_onnx``) and run by ONNX Runtime vs
   PyTorch eager, images/s (``--onnx-model``, default ViT-B/32);
+- ``int8`` (CPU only), a table of its own: mmclip's image tower exported and
+  quantised to int8 (``mmclip.deployment.quantize_image_tower``, ONNX
+  Runtime) vs open_clip's and mmclip's float32 image encode in PyTorch,
+  same batch and threads, images/s (:mod:`mmclip.benchmarks.int8`);
 - ``accum``, a table of its own: mmclip's train step on one batch of
   ``--train-batch`` (B), on ``--accum-steps`` (K) x B accumulated
   (``model.accum_steps``) and on one batch of K x B, each in a fresh
@@ -73,7 +77,7 @@ from mmclip.benchmarks.peers import (ARCH_NAMES, ARCHS, LABELS, LIBRARIES,
 from mmclip.benchmarks.timing import best_rates, device_sync
 
 ROWS = ('encode', 'tokenizer', 'zero-shot', 'folder', 'train', 'pipeline',
-        'onnx', 'accum', 'suite', 'index', 'search')
+        'onnx', 'int8', 'accum', 'suite', 'index', 'search')
 #: Rows measured only when ``--rows`` names them: ``accum`` (three fresh
 #: processes, one of them training on ``--accum-steps`` x
 #: ``--train-batch`` pairs), ``suite`` (needs clip-benchmark), ``index``
@@ -370,10 +374,15 @@ def run(args) -> str:
     """
     from mmclip.benchmarks.accumulation import (format_accumulation_table,
                                                 measure_accumulation)
+    from mmclip.benchmarks.int8 import (format_int8_table,
+                                        measure_int8_image_encode)
     results = measure(args)
     tables = [format_table(results)] if results else []
     if 'onnx' in args.rows and args.device == 'cpu':  # ORT's CPU provider
         tables.append(format_onnx_table(measure_onnx_image_encode(args)))
+    if 'int8' in args.rows and args.device == 'cpu':
+        tables.append(format_int8_table(measure_int8_image_encode(
+            args.arch, args.image_batch, args.repeats)))
     if 'accum' in args.rows:
         tables.append(format_accumulation_table(measure_accumulation(args),
                                                 args.device))

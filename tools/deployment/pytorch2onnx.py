@@ -13,6 +13,11 @@ PyTorch. Score with them without PyTorch::
         print(OnnxCLIP('work_dirs/onnx/vit-b-32').predict( \\
             'demo.jpg', texts=['a cat', 'a dog']))"
 
+``--int8`` also writes ``image_int8.onnx``, the image tower with int8
+weights (``mmclip.deployment.quantize_image_tower``; several times faster on
+CPUs), used by ``OnnxCLIP(folder, int8=True)`` and
+``mmclip.deployment.Int8ImageEncoder``.
+
 Needs ``pip install -r requirements/deploy.txt`` (onnx, onnxscript,
 onnxruntime).
 """
@@ -44,14 +49,52 @@ def parse_args(argv=None):
         'the export preprocesses at this size')
     parser.add_argument('--no-verify', action='store_true',
                         help='skip the ONNX Runtime vs PyTorch check')
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--int8', action='store_true',
+        help='also quantise the image tower to int8 (image_int8.onnx) for '
+        'fast CPU encoding')
+    parser.add_argument(
+        '--int8-method', choices=['dynamic', 'static'], default='dynamic',
+        help='dynamic: int8 weights, no data needed (default, faster '
+        'here); static: activation ranges from --calibration-images')
+    parser.add_argument(
+        '--calibration-images', metavar='FOLDER',
+        help='images for --int8-method static (tens of images like the '
+        'ones to encode)')
+    args = parser.parse_args(argv)
+    if (args.int8_method == 'static'
+            or args.calibration_images) and not args.int8:
+        parser.error('--int8-method static and --calibration-images go '
+                     'with --int8')
+    return args
+
+
+def calibration_files(folder: str) -> list:
+    """The files directly in ``folder`` (every one must be an image)."""
+    import os.path as osp
+
+    from mmclip.apis.inference import list_folder
+    from mmclip.errors import ConfigError, MissingFileError
+    if not osp.isdir(folder):
+        raise MissingFileError(f'--calibration-images {folder!r} is not a '
+                               'folder.')
+    files = list_folder(folder)
+    if not files:
+        raise ConfigError(f'--calibration-images {folder!r} is empty.')
+    return files
 
 
 def run(args) -> dict:
     """Export as ``args`` say; returns the sidecar's content."""
     from mmclip.apis import get_model
     from mmclip.apis.preflight import check_checkpoint, check_config_file
-    from mmclip.deployment import export_onnx
+    from mmclip.deployment import export_onnx, quantize_image_tower
+    if args.int8_method == 'static' and not args.calibration_images:
+        from mmclip.errors import ConfigError
+        raise ConfigError('--int8-method static needs --calibration-images '
+                          'FOLDER (tens of images like the ones to encode).')
+    calibration = (calibration_files(args.calibration_images)
+                   if args.calibration_images else None)
     if args.config.endswith('.py'):  # a file, not a model or config name
         check_config_file(args.config)
     check_checkpoint(args.checkpoint, 'CHECKPOINT')
@@ -74,6 +117,10 @@ def run(args) -> dict:
         if meta['zero_shot'] else None,
         opset=meta['exported_with']['opset'],
         verified_max_abs_diff=meta.get('verified_max_abs_diff'))
+    if args.int8:
+        meta['image_int8'] = summary['int8'] = quantize_image_tower(
+            args.out, method=args.int8_method,
+            calibration_images=calibration)
     print(f'Wrote {args.out}:\n{json.dumps(summary, indent=2)}')
     return meta
 
