@@ -9,6 +9,7 @@ from typing import Dict
 import numpy as np
 import torch
 
+from mmclip.search import topk_overlap
 from .peers import build_models
 from .timing import best_rates
 
@@ -64,34 +65,6 @@ def format_int8_table(rates: Dict[str, float]) -> str:
             '| int8 image tower vs fp32 image encode, CPU (img/s) | '
             f'{int8:,.1f} | {open_clip:,.1f} | {fp32:,.1f} | '
             f'{int8 / open_clip:.2f}x | {int8 / fp32:.2f}x |')
-
-
-def topk_overlap(queries: np.ndarray, reference: np.ndarray,
-                 candidate: np.ndarray, k: int = 10) -> float:
-    """Recall@k of a search over ``candidate`` embeddings against the same
-    search over ``reference`` ones: the mean share of each query's exact
-    top-k (by inner product) over ``reference`` that the top-k over
-    ``candidate`` also finds.
-
-    Args:
-        queries (np.ndarray): ``(Q, D)`` query embeddings.
-        reference (np.ndarray): ``(N, D)`` e.g. float32 image embeddings.
-        candidate (np.ndarray): ``(N, D)`` e.g. int8 ones of the same
-            images, same row order.
-        k (int): Results per query, clipped to ``N``. Defaults to 10.
-
-    Returns:
-        float: In ``[0, 1]``.
-    """
-    k = min(k, len(reference))
-
-    def top(embeddings):
-        return np.argsort(-(queries @ embeddings.T), axis=1,
-                          kind='stable')[:, :k]
-
-    pairs = zip(top(reference), top(candidate))
-    found = [len(set(exact) & set(other)) for exact, other in pairs]
-    return float(np.mean(found)) / k
 
 
 def int8_agreement(reference: np.ndarray, candidate: np.ndarray,

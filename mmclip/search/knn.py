@@ -18,7 +18,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .layout import IndexFolder, SearchIndexError, atomic_path
+from .layout import SearchIndexError, atomic_path
 
 EXACT = 'exact'
 #: Score matrices of the NumPy path stay under this many entries (64 MiB).
@@ -349,66 +349,3 @@ def _train(faiss, index, index_type: str, embeddings: np.ndarray,
             len(embeddings), max(train_size, minimum), replace=False)
         sample = embeddings[np.sort(rows)]
     index.train(sample)
-
-
-def recall_at_k(found_ids: np.ndarray, exact_ids: np.ndarray, k: int) -> float:
-    """Mean share of each query's exact top-k that a search found.
-
-    Args:
-        found_ids (np.ndarray): ``(Q, >=k)`` ids from the search under test
-            (-1 for none).
-        exact_ids (np.ndarray): ``(Q, >=k)`` ids from the exact search.
-        k (int): Neighbours compared (the first k of each).
-
-    Returns:
-        float: In [0, 1].
-    """
-    shares = []
-    for found, exact in zip(found_ids[:, :k], exact_ids[:, :k]):
-        exact = set(exact[exact >= 0].tolist())
-        if exact:
-            shares.append(len(exact & set(found.tolist())) / len(exact))
-    return float(np.mean(shares)) if shares else 1.0
-
-
-def build_index_file(folder: IndexFolder, index_type: str = EXACT,
-                     backend: Optional[str] = None,
-                     nprobe: Optional[int] = None,
-                     ef_search: Optional[int] = None,
-                     train_size: Optional[int] = None,
-                     recall_queries: int = 500, seed: int = 0) -> dict:
-    """(Re)build ``image.index`` over all of ``folder``'s parts.
-
-    Args:
-        folder (IndexFolder): The index folder.
-        index_type, backend, nprobe, ef_search, train_size, seed: As in
-            :meth:`KnnIndex.build`.
-        recall_queries (int): An approximate index is searched with this
-            many of its own rows (drawn at random) and compared with the
-            exact search. Defaults to 500.
-
-    Returns:
-        dict: ``{'type': index_type, 'recall@10': float or None (exact),
-        'file': path written, or None with the NumPy backend (no faiss:
-        nothing to write, the search reads the embeddings)}``.
-    """
-    embeddings = folder.embeddings()
-    if not len(embeddings):
-        raise SearchIndexError(f'{folder.root} has no embeddings to index')
-    knn = KnnIndex.build(embeddings, index_type, backend=backend,
-                         nprobe=nprobe, ef_search=ef_search,
-                         train_size=train_size, seed=seed)
-    recall = None
-    if index_type != EXACT:
-        rows = np.random.default_rng(seed).choice(
-            len(embeddings), min(recall_queries, len(embeddings)),
-            replace=False)
-        queries = embeddings[np.sort(rows)]
-        _, exact = KnnIndex.build(embeddings, backend='numpy').search(
-            queries, 10)
-        recall = recall_at_k(knn.search(queries, 10)[1], exact, 10)
-    if knn.backend == 'numpy':
-        return {'type': index_type, 'recall@10': recall, 'file': None}
-    knn.save(folder.index_path)
-    return {'type': index_type, 'recall@10': recall,
-            'file': folder.index_path}

@@ -355,7 +355,7 @@ def make_manifest(folder: IndexFolder,
         checkpoint (str, optional): Checkpoint path. Defaults to None.
         encoder (str): ``'fp32'`` or ``'int8'`` (the image tower that
             embedded the images). Defaults to ``'fp32'``.
-        index (dict, optional): What :func:`~mmclip.search.knn.
+        index (dict, optional): What :func:`~mmclip.search.index_file.
             build_index_file` returned (``type``, ``recall@10``). Defaults
             to None: ``{'type': 'exact', 'recall@10': None}``.
 

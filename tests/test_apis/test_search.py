@@ -314,3 +314,35 @@ def test_without_faiss_the_search_runs_in_numpy(photos, checkpoint, tmp_path,
                                atol=1e-6)
     with pytest.raises(SearchIndexError, match='pip install faiss-cpu'):
         _index(photos, tmp_path / 'ivf', checkpoint, index_type='IVF2,Flat')
+
+
+def test_int8_index_reports_its_recall_against_float32(photos, checkpoint,
+                                                       tmp_path):
+    """tools/search/index.py --int8: the images are embedded by the int8
+    image tower of the model's ONNX export; the manifest says so and keeps
+    the recall@10 of its results against float32 on the same queries."""
+    from mmclip.deployment import export_onnx
+    from mmclip.deployment.quantize import quantize_image_tower
+    export = str(tmp_path / 'onnx')
+    export_onnx(get_model(MODEL, checkpoint), export, verify=False)
+    quantize_image_tower(export)
+    out = tmp_path / 'idx'
+    report = _index(photos, out, checkpoint, int8_dir=export)
+    recall = report['index']['int8_recall@10']
+    assert recall['images'] == 12
+    assert 0.9 <= recall['text'] <= 1 and 0.9 <= recall['image'] <= 1
+    manifest = json.load(open(out / 'mmclip_search.json'))
+    assert manifest['encoder'] == 'int8'
+    assert manifest['index']['int8_recall@10'] == recall
+    # Close to the float32 embeddings of the same images.
+    _index(photos, tmp_path / 'fp32', checkpoint)
+    cosine = np.sum(np.asarray(IndexFolder(str(out)).embeddings()) *
+                    np.asarray(IndexFolder(str(tmp_path / 'fp32')
+                                           ).embeddings()), axis=1)
+    assert cosine.min() > 0.99
+    # Adding with the float32 tower is refused (one encoder per index).
+    with pytest.raises(SearchIndexError, match="encoder='int8'"):
+        _index(photos, out, checkpoint)
+    assert ImageSearch(str(out)).query_image(
+        osp.join(photos, 'coffee.jpg'), k=1)[0]['image_path'] == osp.join(
+            photos, 'coffee.jpg')

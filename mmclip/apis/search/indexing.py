@@ -283,7 +283,7 @@ def int8_recall(folder: IndexFolder, model, transform,
     Returns:
         dict: ``{'text': float, 'image': float, 'images': n}``.
     """
-    from mmclip.search import KnnIndex, recall_at_k
+    from mmclip.search import topk_overlap
     from mmclip.search.sources import open_image_bytes
     meta = folder.metadata()
     rows = np.random.default_rng(0).choice(
@@ -302,9 +302,6 @@ def int8_recall(folder: IndexFolder, model, transform,
         texts = [c for c in captions if c][:64] or list(GENERIC_QUERIES)
         text = model.encode_text(model.tokenizer(texts, truncate=True),
                                  normalize=True).float().cpu().numpy()
-    result = dict(images=len(rows))
-    for name, queries in (('text', text), ('image', fp32)):
-        exact = KnnIndex.build(fp32, backend='numpy').search(queries, k)[1]
-        found = KnnIndex.build(int8, backend='numpy').search(queries, k)[1]
-        result[name] = recall_at_k(found, exact, k)
-    return result
+    return dict(images=len(rows),
+                text=topk_overlap(text, fp32, int8, k),
+                image=topk_overlap(fp32, fp32, int8, k))
