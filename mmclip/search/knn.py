@@ -23,6 +23,9 @@ from .layout import SearchIndexError, atomic_path
 EXACT = 'exact'
 #: Score matrices of the NumPy path stay under this many entries (64 MiB).
 _SCORE_BLOCK = 1 << 24
+#: Exact faiss searches of this many queries or more run as one NumPy
+#: matrix product over the index's vectors (see :meth:`KnnIndex.search`).
+_BATCH_IN_NUMPY = 16
 
 
 def import_faiss(required: bool = False):
@@ -202,18 +205,28 @@ class KnnIndex:
             raise ValueError(f'k must be at least 1, got {k}')
         k = min(k, self.ntotal)
         if self.faiss_index is None:
-            return self._search_numpy(queries, k)
+            return self._search_numpy(queries, k, self.embeddings)
         if self.index_type != EXACT:
             return self.faiss_index.search(queries, k)
+        if len(queries) >= _BATCH_IN_NUMPY:
+            # faiss 1.15 scores batches under 128000 queries pair by pair
+            # (its distance_compute_blas_threshold, a process-wide
+            # setting): ~10x slower than one matrix product on the flat
+            # index's own vectors, viewed without a copy.
+            faiss = import_faiss(required=True)
+            stored = faiss.rev_swig_ptr(self.faiss_index.get_xb(),
+                                        self.ntotal * self.dim)
+            return self._search_numpy(queries, k,
+                                      stored.reshape(self.ntotal, self.dim))
         return self._search_flat(queries, k)
 
-    def _search_numpy(self, queries, k):
+    def _search_numpy(self, queries, k, embeddings):
         scores = np.empty((len(queries), k), np.float32)
         ids = np.empty((len(queries), k), np.int64)
         rows = np.arange(self.ntotal)
         step = max(1, _SCORE_BLOCK // max(1, self.ntotal))
         for start in range(0, len(queries), step):
-            block = queries[start:start + step] @ self.embeddings.T
+            block = queries[start:start + step] @ embeddings.T
             for i, row in enumerate(block, start):
                 scores[i], ids[i] = _top_k_row(row, rows, k)
         return scores, ids
