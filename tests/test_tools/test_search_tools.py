@@ -135,3 +135,28 @@ def test_index_errors_are_one_line(index, project, tmp_path, capsys, argv,
     assert re.search(message, err[-1]), err
     if 'Flta' in argv:  # refused before any image was embedded
         assert not any('Indexing' in line for line in err)
+
+
+def test_int8_index_prints_its_recall(project, tmp_path, capsys):
+    """--int8 EXPORT_DIR: the images are embedded by the export's int8
+    image tower (pytorch2onnx.py --int8) and the recall@10 of its results
+    against float32 is printed."""
+    import re
+
+    from mmclip.apis import get_model
+    from mmclip.deployment import export_onnx
+    from mmclip.deployment.quantize import quantize_image_tower
+    export = str(tmp_path / 'onnx')
+    export_onnx(get_model(MODEL, str(project / 'tiny.pth')), export,
+                verify=False)
+    quantize_image_tower(export)
+    assert load_tool('search/index.py').main([
+        str(project / 'photos'), '--out', str(tmp_path / 'idx'), '--model',
+        MODEL, '--checkpoint', str(project / 'tiny.pth'), '--int8', export
+    ]) == 0
+    out = capsys.readouterr().out
+    line = re.search(r'int8 image tower: recall@10 against float32 on 4 of '
+                     r'the images: text queries (\S+), image queries (\S+)',
+                     out)
+    assert line, out
+    assert all(0 <= float(v) <= 1 for v in line.groups())

@@ -88,6 +88,11 @@ def run(args) -> dict:
     print(f'faiss index: {index["type"]}' + (
         f', recall@10 against exact {recall:.3f}'
         if recall is not None else ''))
+    int8 = index.get('int8_recall@10')
+    if int8:
+        print(f'int8 image tower: recall@10 against float32 on '
+              f'{int8["images"]} of the images: text queries '
+              f'{int8["text"]:.3f}, image queries {int8["image"]:.3f}')
     if not args.checkpoint:
         print('WARNING: no --checkpoint given, the model has random weights: '
               'search results are meaningless.')
