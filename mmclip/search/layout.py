@@ -61,6 +61,24 @@ class SearchIndexError(ValueError):
     message names the folder (or file) and what to do."""
 
 
+def import_pyarrow():
+    """``(pyarrow, pyarrow.parquet)``, which read and write the metadata.
+
+    Raises:
+        SearchIndexError: pyarrow is not installed (it says what to
+            install).
+    """
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise SearchIndexError(
+            'pyarrow is not installed, and the index keeps its metadata in '
+            'parquet files: pip install pyarrow (or pip install -e .[search]'
+            ', see requirements/search.txt)') from None
+    return pyarrow, pyarrow.parquet
+
+
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path beside ``path``; when the block succeeds, the
@@ -158,7 +176,7 @@ class IndexFolder:
     def _checked_parts(self) -> List[tuple]:
         """:meth:`_part_files` plus each part's ``(rows, dim)``, checked:
         2-d embeddings, rows equal to the metadata's, one width."""
-        import pyarrow.parquet as pq
+        _, pq = import_pyarrow()
         parts, dims = [], {}
         for number, npy, parquet in self._part_files():
             shape = np.load(npy, mmap_mode='r').shape
@@ -235,7 +253,7 @@ class IndexFolder:
         Returns:
             dict: ``{column: list of N values}``.
         """
-        import pyarrow.parquet as pq
+        _, pq = import_pyarrow()
         parts = self._checked_parts()
         schemas = [pq.read_schema(part[2]).names for part in parts]
         for part, names in zip(parts, schemas if columns else ()):
@@ -292,8 +310,7 @@ class IndexFolder:
             SearchIndexError: ``D`` differs from the folder's parts.
             ValueError: Empty or ragged input, or no ``image_path``.
         """
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        pa, pq = import_pyarrow()
         embeddings = np.asarray(embeddings)
         if embeddings.ndim != 2 or not len(embeddings):
             raise ValueError('write_part needs embeddings of shape (N, D) '

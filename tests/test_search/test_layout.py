@@ -252,3 +252,15 @@ def test_write_part_rejects_bad_input(tmp_path):
         folder.write_part(np.zeros((0, 4), np.float32), {'image_path': []})
     assert folder.parts() == [] and folder.embed_dim() is None
     assert json.dumps(folder.metadata()) == '{}'
+
+
+def test_without_pyarrow_the_error_says_what_to_install(tmp_path,
+                                                        monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, 'pyarrow', None)
+    monkeypatch.setitem(sys.modules, 'pyarrow.parquet', None)
+    folder = IndexFolder(str(tmp_path / 'idx'), create=True)
+    with pytest.raises(SearchIndexError,
+                       match=r'pyarrow is not installed.*pip install pyarrow'):
+        folder.write_part(np.ones((1, 4), np.float32),
+                          {'image_path': ['a.jpg']})
