@@ -144,6 +144,38 @@ def test_objectnet_maps_its_classes_to_imagenets(
     assert np.isnan(metrics['acc5'])  # 3 classes, not the head's 4
 
 
+def test_objectnet_photos_lose_their_red_frame(model, tmp_path):  # noqa
+    """ObjectNet's photos carry a red frame that its loader and WiSE-FT's
+    evaluation crop by 2 pixels: the features are those of the cropped
+    photo, not of the framed one."""
+    from PIL import Image
+
+    from mmclip.apis.preprocess import build_eval_transform, collate_images
+    from mmclip.evaluation.zero_shot_suite.suite import encode_images
+    write_objectnet(tmp_path / 'objectnet-1.0')
+    inner = np.random.default_rng(0).integers(0, 256, (36, 44, 3), np.uint8)
+    framed = np.zeros((40, 48, 3), np.uint8)
+    framed[..., 0] = 255  # red
+    framed[2:-2, 2:-2] = inner
+    for path in (tmp_path / 'objectnet-1.0' / 'images').glob('*/*.png'):
+        Image.fromarray(framed).save(path)
+    data = find_dataset(DATASETS['objectnet'], str(tmp_path))
+    assert data.border == 2
+    transform = build_eval_transform(model)
+
+    def encode(packed):
+        return model.encode_image(collate_images(model, packed))
+
+    with torch.no_grad():
+        feats = encode_images(data, transform, encode, num_workers=1)
+        cropped = encode([transform(inner)])
+        uncropped = encode([transform(framed)])
+    assert len(feats.features) == 6
+    np.testing.assert_allclose(np.asarray(feats.features),
+                               np.repeat(cropped.numpy(), 6, 0), atol=1e-5)
+    assert not np.allclose(cropped.numpy(), uncropped.numpy(), atol=1e-3)
+
+
 def test_incomplete_objectnet_download_is_refused(tmp_path):
     write_objectnet(tmp_path / 'objectnet-1.0')
     os.rename(tmp_path / 'objectnet-1.0' / 'images' / 'banana',

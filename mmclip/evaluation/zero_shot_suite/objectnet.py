@@ -17,6 +17,9 @@ from mmclip.errors import ConfigError, MissingFileError, shorten_list
 from .catalog import SuiteDataset
 from .readers import IMAGE_EXTENSIONS, SuiteData
 
+#: Pixels cropped off each side of ObjectNet's photos (their red frame), as
+#: ObjectNet's own loader and WiSE-FT's evaluation do.
+OBJECTNET_BORDER = 2
 #: The download's mapping files (``objectnet-1.0/mappings/``).
 MAPPING_FILES = ('folder_to_objectnet_label.json',
                  'objectnet_to_imagenet_1k.json',
@@ -95,4 +98,5 @@ def read_objectnet(spec: SuiteDataset, folder: str) -> SuiteData:
         files=[osp.join(folder, 'mappings', m) for m in MAPPING_FILES] +
         [p for p, _ in files],
         class_groups=tuple(
-            tuple(column[i] for i in indices) for _, indices in classes))
+            tuple(column[i] for i in indices) for _, indices in classes),
+        border=OBJECTNET_BORDER)

@@ -51,6 +51,10 @@ class SuiteData:
             indices of ``classnames`` whose highest logit is the label's
             (ObjectNet's classes as groups of ImageNet's); None when each
             class name is a label. Defaults to None.
+        border (int): Pixels cut off each side of every image before the
+            model's preprocessing: ObjectNet's photos carry a red frame,
+            which its own loader and WiSE-FT's evaluation crop by 2 pixels.
+            Defaults to 0.
     """
     name: str
     source: str
@@ -62,6 +66,7 @@ class SuiteData:
     task: str = CLASSIFICATION
     captions: Dict[int, List[str]] = field(default_factory=dict)
     class_groups: Optional[Tuple[Tuple[int, ...], ...]] = None
+    border: int = 0
 
 
 def _read_list(path: str) -> Tuple[str, ...]:

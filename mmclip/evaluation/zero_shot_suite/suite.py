@@ -101,8 +101,14 @@ def encode_images(data: SuiteData, transform: Callable,
     def prepare(sample):
         key, image, label = sample
         try:
+            if data.border and isinstance(image, str):
+                with open(image, 'rb') as f:
+                    image = f.read()
             if isinstance(image, bytes):
                 image = decode_image(image)
+            if data.border:
+                b = data.border
+                image = np.ascontiguousarray(image[b:-b, b:-b])
             return key, transform(image), label
         except Exception as err:  # PIL raises many types for broken files
             return key, f'{type(err).__name__}: {err}', label
@@ -251,6 +257,8 @@ def evaluate_suite(model,
             report.missing.append(spec)
             continue
         fingerprint = f'{tower}:{data_fingerprint(data.files)}'
+        if data.border:  # features of cropped images are others
+            fingerprint += f':border{data.border}'
         # Rank 0's kept features, so that the ranks agree on encoding.
         kept = [load_features(out_dir, spec.name, fingerprint)
                 if is_main_process() else None]
