@@ -346,3 +346,31 @@ def test_int8_index_reports_its_recall_against_float32(photos, checkpoint,
     assert ImageSearch(str(out)).query_image(
         osp.join(photos, 'coffee.jpg'), k=1)[0]['image_path'] == osp.join(
             photos, 'coffee.jpg')
+
+
+def test_a_moved_checkpoint_is_accepted_by_its_file_name(photos, checkpoint,
+                                                         tmp_path):
+    """The index records the checkpoint's path; once that file is gone, the
+    same file name elsewhere is taken as the moved checkpoint. Another
+    name, or the old file still in place, is refused."""
+    import shutil
+    old = tmp_path / 'old' / 'tiny.pth'
+    old.parent.mkdir()
+    shutil.copy(checkpoint, old)
+    out = str(tmp_path / 'idx')
+    _index(photos, out, str(old))
+    other = tmp_path / 'new' / 'other.pth'
+    other.parent.mkdir()
+    shutil.copy(checkpoint, other)
+    with pytest.raises(SearchIndexError, match='checkpoint='):
+        ImageSearch(out, checkpoint=str(other))
+    moved = tmp_path / 'new' / 'tiny.pth'
+    shutil.copy(checkpoint, moved)
+    with pytest.raises(SearchIndexError, match='checkpoint='):  # old exists
+        ImageSearch(out, model=MODEL, checkpoint=str(moved))
+    os.remove(old)
+    search = ImageSearch(out, model=MODEL, checkpoint=str(moved))
+    assert search.query_image(osp.join(photos, 'coffee.jpg'), k=1)[0][
+        'image_path'] == osp.join(photos, 'coffee.jpg')
+    report = _index(photos, out, str(moved))
+    assert (report['added'], report['count']) == (0, 12)

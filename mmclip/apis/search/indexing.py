@@ -41,6 +41,13 @@ def check_same_model(manifest: dict, identity: dict, index_dir: str) -> None:
         SearchIndexError: Naming what differs and the two ways out.
     """
     differ = [k for k in IDENTITY_KEYS if manifest.get(k) != identity[k]]
+    if 'checkpoint' in differ and _moved(manifest.get('checkpoint'),
+                                         identity['checkpoint']):
+        MMLogger.get_current_instance().warning(
+            f"{index_dir} was built with {manifest['checkpoint']}, which is "
+            f"gone; taking {identity['checkpoint']} (same file name) as "
+            'that checkpoint, moved.')
+        differ.remove('checkpoint')
     if differ:
         built = ', '.join(f'{k}={manifest.get(k)!r}' for k in differ)
         asked = ', '.join(f'{k}={identity[k]!r}' for k in differ)
@@ -49,6 +56,13 @@ def check_same_model(manifest: dict, identity: dict, index_dir: str) -> None:
             'of different models cannot be compared. Use the same --model / '
             '--checkpoint (and --int8 or not) as the index, or write a new '
             'index to another --out folder.')
+
+
+def _moved(recorded: Optional[str], given: Optional[str]) -> bool:
+    """Whether ``given`` is the checkpoint ``recorded`` after a move: the
+    recorded file is gone and the given one has its file name."""
+    return bool(recorded and given and not osp.exists(recorded)
+                and osp.basename(recorded) == osp.basename(given))
 
 
 def _records(source: str, img_key: str, caption_key: Optional[str],
