@@ -199,8 +199,11 @@ class SearchRequestHandler(BaseHTTPRequestHandler):
             raise RequestError(400, f"This index's searcher has no "
                                f'{method}: send text or an image.')
         with srv.searcher_lock:
-            hits = getattr(srv.searcher, method)(request['query'],
-                                                 k=request['k'])
+            try:
+                hits = getattr(srv.searcher, method)(request['query'],
+                                                     k=request['k'])
+            except ValueError as err:  # the searcher's word for a bad query
+                raise RequestError(400, str(err)) from None
         results = []
         for rank, hit in enumerate(hits):
             result = dict(id=int(hit['id']),

@@ -173,6 +173,7 @@ def _served_by_the_page_server(search, query_file):
     request by text and by image, and a thumbnail of a shard member."""
     import base64
     import threading
+    import urllib.error
     import urllib.request
 
     from mmclip.search.server import make_server
@@ -195,6 +196,15 @@ def _served_by_the_page_server(search, query_file):
         image = base64.b64encode(open(query_file, 'rb').read()).decode()
         best = post(dict(image=image, num_images=1))[0]
         assert best['image_path'].endswith('::0001.jpg')
+        vector = search.embed_image(query_file)[0] * 3  # not normalised
+        assert post(dict(embedding_input=vector.tolist(), num_images=1))[
+            0]['id'] == best['id']
+        with pytest.raises(urllib.error.HTTPError) as err:  # a bad query
+            post(dict(embedding_input=[1.0, 2.0, 3.0]))
+        assert err.value.code == 400
+        assert 'queries are 3-d but the index holds 64-d' in json.load(
+            err.value)['error']
+        assert post(dict(text='a rocket', num_images=1))  # still answering
         with urllib.request.urlopen(f"{url}/image/{best['id']}",
                                     timeout=60) as response:
             thumb = Image.open(io.BytesIO(response.read()))

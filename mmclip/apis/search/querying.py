@@ -146,6 +146,19 @@ class ImageSearch:
         array or a PIL image); as :meth:`query_text`."""
         return self._hits(self.embed_image(image), k)
 
+    def query_embedding(self, embedding, k: int = 10) -> List[dict]:
+        """The ``k`` images closest to an embedding of the model's width
+        (clip-retrieval's ``embedding_input``), L2-normalised here.
+
+        Raises:
+            SearchIndexError: For another width than the index's.
+        """
+        vector = np.asarray(embedding, np.float32).reshape(1, -1)
+        norm = np.linalg.norm(vector)
+        if not norm:
+            raise ValueError('The query embedding is all zeros.')
+        return self._hits(vector / norm, k)
+
     def query(self, text: Optional[str] = None,
               image: Union[ImageLike, bytes, None] = None,
               k: int = 10) -> List[dict]:
