@@ -20,6 +20,7 @@
 import os
 import os.path as osp
 import tempfile
+from functools import partial
 from typing import Callable, Dict, Sequence
 
 import torch
@@ -195,7 +196,8 @@ def measure_folder_inference(models: dict, encoders: dict, args, px: int,
 
 
 def measure_folder_indexing(models: dict, encoders: dict, args, px: int,
-                            sync: Callable[[], None]) -> Dict[str, float]:
+                            sync: Callable[[], None],
+                            int8: bool = False) -> Dict[str, float]:
     """Images/s from ``args.folder_images`` JPEG files (1024x768) into a
     search index: mmclip's :func:`mmclip.apis.index_images` (decoding
     threads, parts and metadata written, faiss ``IndexFlatIP``) into a fresh
@@ -205,6 +207,9 @@ def measure_folder_indexing(models: dict, encoders: dict, args, px: int,
     Args:
         models, encoders, args, px, sync: As in
             :func:`measure_folder_inference`.
+        int8 (bool): On the CPU, also index with the int8 image tower of
+            mmclip's model (exported and quantised here), as
+            ``'mmclip int8'``. Defaults to False.
 
     Returns:
         dict: ``{library: images/s}``.
@@ -231,14 +236,21 @@ def measure_folder_indexing(models: dict, encoders: dict, args, px: int,
         paths = write_photo_folder(osp.join(folder, 'photos'),
                                    args.folder_images)
 
-        def mmclip():
+        def mmclip(int8_dir=None):
             out = tempfile.mkdtemp(dir=folder)
             index_images(osp.join(folder, 'photos'), out, models['mmclip'],
                          batch_size=args.image_batch, device=args.device,
+                         int8_dir=int8_dir, int8_recall_images=0,
                          progress=False)
 
         fns = {'mmclip': mmclip}
         fns.update({name: (lambda name=name: peer(name, paths))
                     for name in ('open_clip', 'transformers')
                     if name in models})
+        if int8 and args.device == 'cpu':
+            from mmclip.deployment import export_onnx, quantize_image_tower
+            export = osp.join(folder, 'onnx')
+            export_onnx(models['mmclip'], export, verify=False)
+            quantize_image_tower(export)
+            fns['mmclip int8'] = partial(mmclip, export)
         return best_rates(fns, len(paths), args.repeats, sync)

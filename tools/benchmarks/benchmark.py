@@ -226,9 +226,15 @@ def measure(args) -> Dict[str, Dict[str, object]]:
                         models, encoders(models), args,
                         ARCHS[args.arch][0][4], LABELS[:5], sync)
             if 'index' in wanted:
+                rates = measure_folder_indexing(
+                    models, encoders(models), args, ARCHS[args.arch][0][4],
+                    sync, int8=True)
+                int8 = rates.pop('mmclip int8', None)
                 results['folder of JPEGs into a search index (img/s)'] = \
-                    measure_folder_indexing(models, encoders(models), args,
-                                            ARCHS[args.arch][0][4], sync)
+                    rates
+                if int8 is not None:
+                    results['folder of JPEGs into a search index, mmclip '
+                            'with --int8 (img/s)'] = dict(rates, mmclip=int8)
             if 'suite' in wanted:
                 results[SUITE_ROW.format(args.suite_datasets)] = \
                     measure_suite_vs_clip_benchmark(

@@ -104,6 +104,7 @@ def index_images(source: str,
                  part_size: int = 10000,
                  index_type: str = 'exact',
                  int8_dir: Optional[str] = None,
+                 int8_recall_images: int = 256,
                  img_key: str = 'filepath',
                  caption_key: Optional[str] = 'title',
                  device: str = 'cpu',
@@ -140,6 +141,9 @@ def index_images(source: str,
         int8_dir (str, optional): An ONNX export with an int8 image tower
             (``tools/deployment/pytorch2onnx.py --int8``) to embed with
             instead of the fp32 model. Defaults to None.
+        int8_recall_images (int): With ``int8_dir``, re-embed this many of
+            the indexed images in fp32 to measure the int8 results' recall
+            (:func:`int8_recall`); 0 skips it. Defaults to 256.
         img_key (str): Image path column of a list file. Defaults to
             ``'filepath'``.
         caption_key (str, optional): Caption column of a list file, kept in
@@ -250,8 +254,9 @@ def index_images(source: str,
             f'No image of {source} could be indexed (see the reasons '
             'above): the index would be empty.')
     index = build_index_file(folder, index_type)
-    if int8_dir is not None:
-        index['int8_recall@10'] = int8_recall(folder, net, transform)
+    if int8_dir is not None and int8_recall_images > 0:
+        index['int8_recall@10'] = int8_recall(folder, net, transform,
+                                              int8_recall_images)
     folder.write_manifest(make_manifest(folder, index=index, **identity))
     logger.info(f'Indexed {added} new images into {out} ({already} were '
                 f'already there; {folder.count()} in all; '
