@@ -6,6 +6,7 @@ A specification is what :class:`mmclip.datasets.WebDatasetShards` takes as
 these.
 """
 import glob
+import os
 import os.path as osp
 from typing import List, Sequence, Union
 from urllib.parse import urlparse
@@ -60,3 +61,18 @@ def list_shards(shards: Union[str, Sequence[str]],
                 f'{missing[:3]}; check the shards pattern and the working '
                 'directory.')
     return urls
+
+
+def tar_is_complete(path: str) -> bool:
+    """Whether the tar file ``path`` ends as every tar writer ends one:
+    whole 512-byte blocks, the last two zero. A shard cut at a member
+    boundary reads without an error in tarfile and webdataset (measured
+    with webdataset 1.0.2), so this is how a truncated shard is noticed."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, 'rb') as f:
+            f.seek(max(0, size - 1024))
+            tail = f.read()
+    except OSError:  # missing: webdataset's error names it
+        return True
+    return size % 512 == 0 and size >= 1024 and not tail.strip(b'\0')

@@ -133,18 +133,16 @@ def list_shards(source: str) -> List[str]:
     Raises:
         SourceError: When a shard the pattern names does not exist.
     """
+    from mmclip.datasets.shard_list import list_shards as expand
     if osp.isdir(source):
         return sorted(glob.glob(osp.join(source, '*.tar')))
-    if '{' in source:
-        from braceexpand import braceexpand
-        shards = list(braceexpand(source))
-        missing = [s for s in shards if not osp.isfile(s)]
-        if missing:
-            raise SourceError(
-                f'{len(missing)} of the {len(shards)} shards of {source!r} '
-                f'do not exist (first: {missing[0]}); fix the pattern.')
-        return shards
-    return [source]
+    shards = expand(source, check_exists=False)  # webdataset's expansion
+    missing = [s for s in shards if not osp.isfile(s)]
+    if missing:
+        raise SourceError(
+            f'{len(missing)} of the {len(shards)} shards of {source!r} '
+            f'do not exist (first: {missing[0]}); fix the pattern.')
+    return shards
 
 
 def iter_shard(shard: str, problems: List[str]) -> Iterator[dict]:
@@ -176,8 +174,10 @@ def iter_shard(shard: str, problems: List[str]) -> Iterator[dict]:
                 'utf-8', 'replace').strip()
         return record
 
-    key, members, read, end = None, {}, 0, 0
+    from mmclip.datasets.shard_list import tar_is_complete
+    key, members, read = None, {}, 0
     try:
+        complete = _compressed(shard) or tar_is_complete(shard)
         with tarfile.open(shard, 'r|*') as tar:
             for info in tar:
                 if not info.isfile():
@@ -196,13 +196,12 @@ def iter_shard(shard: str, problems: List[str]) -> Iterator[dict]:
                     members = {}
                 key = sample
                 members[ext.lower()] = tar.extractfile(info).read()
-                end = info.offset_data + -(-info.size // 512) * 512
         if members:
             record = sample_record(key, members)
             if record:
                 read += 1
                 yield record
-        if not _has_end_marker(shard, end):
+        if not complete:
             raise tarfile.ReadError('no end-of-archive blocks after its last '
                                     'member')
     except (tarfile.TarError, EOFError, OSError) as err:
@@ -210,15 +209,11 @@ def iter_shard(shard: str, problems: List[str]) -> Iterator[dict]:
                         f'({err}); re-create or re-download the shard')
 
 
-def _has_end_marker(shard: str, end: int) -> bool:
-    """Whether ``shard`` holds tar's two zero blocks at ``end`` (the end
-    of its last member): a shard cut on a block boundary reads without an
-    error but lacks them."""
+def _compressed(shard: str) -> bool:
+    """Whether ``shard`` is gzip/bzip2/xz-compressed (tarfile reads it;
+    the end-of-archive check applies to plain tar files only)."""
     with open(shard, 'rb') as f:
-        if f.read(6).startswith(_COMPRESSED_MAGIC):
-            return True  # offsets count the uncompressed stream
-        f.seek(end)
-        return f.read(1024) == bytes(1024)
+        return f.read(6).startswith(_COMPRESSED_MAGIC)
 
 
 def read_shard_member(image_path: str) -> bytes:

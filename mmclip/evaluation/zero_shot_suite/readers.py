@@ -15,6 +15,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
+from mmclip.datasets.shard_list import tar_is_complete
 from mmclip.errors import ConfigError, MissingFileError, shorten_list
 from .catalog import CLASSIFICATION, RETRIEVAL, SuiteDataset
 
@@ -134,7 +135,7 @@ def wds_samples(shards: List[str], read_errors: List[str],
         return True
 
     for shard in shards:
-        if not _complete_tar(shard):
+        if not tar_is_complete(shard):
             read_errors.append(
                 f'{shard}: truncated (no end-of-archive blocks); its samples '
                 'after the cut are missing: export or copy it again')
@@ -152,21 +153,6 @@ def wds_samples(shards: List[str], read_errors: List[str],
 
 def _all_shards(urls):
     return urls
-
-
-def _complete_tar(path: str) -> bool:
-    """Whether the tar file ``path`` ends as every tar writer ends one:
-    whole 512-byte blocks, the last two zero. A shard cut at a member
-    boundary reads without an error in tarfile and webdataset (measured
-    with webdataset 1.0.2), so this is how a truncated shard is noticed."""
-    try:
-        size = os.path.getsize(path)
-        with open(path, 'rb') as f:
-            f.seek(max(0, size - 1024))
-            tail = f.read()
-    except OSError:  # missing: webdataset's error names it
-        return True
-    return size % 512 == 0 and size >= 1024 and not tail.strip(b'\0')
 
 
 def read_class_folders(spec: SuiteDataset, folder: str) -> SuiteData:
