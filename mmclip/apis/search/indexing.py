@@ -13,7 +13,8 @@ from mmclip.search import (IndexFolder, SearchIndexError, build_index_file,
 from mmclip.search.knn import new_faiss_index
 from mmclip.search.sources import (iter_shard, list_shards, read_list,
                                    source_kind, walk_folder)
-from ..inference import _eval_mode, _ordered_map, default_num_workers
+from ..inference import (_eval_mode, _ordered_map, default_num_workers,
+                         extract_features)
 from ..preprocess import build_eval_transform, collate_images
 
 #: What a manifest must agree on for a re-run to add to an index (and for
@@ -255,7 +256,7 @@ def index_images(source: str,
             'above): the index would be empty.')
     index = build_index_file(folder, index_type)
     if int8_dir is not None and int8_recall_images > 0:
-        index['int8_recall@10'] = int8_recall(folder, net, transform,
+        index['int8_recall@10'] = int8_recall(folder, net,
                                               int8_recall_images)
     folder.write_manifest(make_manifest(folder, index=index, **identity))
     logger.info(f'Indexed {added} new images into {out} ({already} were '
@@ -290,7 +291,7 @@ GENERIC_QUERIES = (
     'a bicycle', 'a river', 'a city skyline', 'an animal', 'a drawing')
 
 
-def int8_recall(folder: IndexFolder, model, transform,
+def int8_recall(folder: IndexFolder, model,
                 sample: int = 256, k: int = 10) -> dict:
     """Recall@k of the int8 embeddings of an index against float32 ones of
     the same images: up to ``sample`` indexed images (drawn with seed 0)
@@ -309,18 +310,13 @@ def int8_recall(folder: IndexFolder, model, transform,
         folder.count(), min(sample, folder.count()), replace=False)
     rows = np.sort(rows)
     int8 = np.asarray(folder.embeddings())[rows]
-    with _eval_mode(model):
-        packed = [transform(open_image_bytes(meta['image_path'][i]))
-                  for i in rows]
-        fp32 = np.concatenate([
-            model.encode_image(collate_images(model, packed[i:i + 32]),
-                               normalize=True).float().cpu().numpy()
-            for i in range(0, len(packed), 32)])
-        captions = ([meta['caption'][i] for i in rows]
-                    if 'caption' in meta else [])
-        texts = [c for c in captions if c][:64] or list(GENERIC_QUERIES)
-        text = model.encode_text(model.tokenizer(texts, truncate=True),
-                                 normalize=True).float().cpu().numpy()
+    captions = ([meta['caption'][i] for i in rows]
+                if 'caption' in meta else [])
+    texts = [c for c in captions if c][:64] or list(GENERIC_QUERIES)
+    feats = extract_features(
+        model, images=[open_image_bytes(meta['image_path'][i]) for i in rows],
+        texts=texts, batch_size=32, to_numpy=True, progress=False)
+    fp32, text = feats['image_embeds'], feats['text_embeds']
     return dict(images=len(rows),
                 text=topk_overlap(text, fp32, int8, k),
                 image=topk_overlap(fp32, fp32, int8, k))
